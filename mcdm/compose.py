@@ -1,0 +1,171 @@
+"""Composer: the public entry point. Loads a prior and modality models, then generates from partial inputs.
+
+    composer = Composer.from_pretrained("synthfaces-32")
+    images = composer.generate({"sketch": "sketch.png", "text": "She has blond hair."}, num_images=4, seed=0)
+
+Modalities left out of ``conditions`` are left out of the composition: partial inputs are the normal case.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Literal, Mapping, Sequence
+
+import torch
+
+from mcdm.checkpoint import CHECKSUMS, LoadedModel, load_model, verify_checksums
+from mcdm.combine import TimeWindow
+from mcdm.config import CompositionConfig, ModalityConfig, load_config
+from mcdm.errors import ConditionError, ConfigError, UnknownNameError
+from mcdm.plugins import PluginSet, make_plugin_manager
+from mcdm.pretrained import COMPOSITION_FILE, resolve
+from mcdm.predictor import ComposedEps, EpsModel, Term
+from mcdm.sampling import StepCallback, sample
+from mcdm.schedule import check_compatible, make_scheduler
+
+Precision = Literal["fp32", "bf16", "fp16"]
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Composer:
+    def __init__(
+        self,
+        prior: LoadedModel,
+        models: Mapping[str, LoadedModel],
+        *,
+        settings: Mapping[str, ModalityConfig] | None = None,
+        scheduler: str = "dpm++",
+        steps: int = 25,
+        plugins: PluginSet | None = None,
+        device: torch.device | str = "cpu",
+        precision: Precision = "fp32",
+    ):
+        self.plugins = plugins or make_plugin_manager()
+        self.device = torch.device(device)
+        if precision not in ("fp32", *_DTYPES):
+            raise ConfigError(f"unknown precision {precision!r}; choose fp32, bf16 or fp16")
+        self.precision = precision
+        if prior.modality is not None:
+            raise ConfigError(f"the prior {prior.name!r} is a conditional model (modality {prior.modality!r})")
+        for name, model in models.items():
+            if model.modality != name:
+                raise ConfigError(f"model {model.name!r} was trained for modality {model.modality!r}, not {name!r}")
+        check_compatible([m.signature() for m in (prior, *models.values())])
+        make_scheduler(scheduler, prior.schedule_config)  # fail now on an unknown scheduler name
+        for model in (prior, *models.values()):
+            model.denoiser.to(self.device)
+        self.prior = EpsModel(prior, self.device)
+        self.models = {name: EpsModel(m, self.device) for name, m in models.items()}
+        self.modalities = {name: self.plugins.modality(name) for name in models}
+        self.settings = {name: (settings or {}).get(name, ModalityConfig(path="")) for name in models}
+        self.scheduler_name = scheduler
+        self.default_steps = steps
+        self.sample_size = prior.denoiser.sample_size
+        self.channels = prior.denoiser.image_channels
+        self.schedule_config = prior.schedule_config
+
+    @classmethod
+    def from_config(
+        cls, config: CompositionConfig, *, root: str | Path = ".", plugins: PluginSet | None = None, **kwargs: Any
+    ) -> "Composer":
+        """Load every model a composition config names (paths relative to ``root``)."""
+        plugins = plugins or make_plugin_manager()
+        root = Path(root)
+        prior = load_model(root / config.prior, plugins, name=f"{config.name}/prior")
+        models = {
+            name: load_model(root / m.path, plugins, name=f"{config.name}/{name}") for name, m in config.modalities.items()
+        }
+        return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
+                   plugins=plugins, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> "Composer":
+        """A composition folder (``composition.yaml`` + model folders), found by name or path; checksums verified."""
+        folder = resolve(name_or_path)
+        if (folder / CHECKSUMS).is_file():
+            verify_checksums(folder)
+        config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides)
+        return cls.from_config(config, root=folder, **kwargs)
+
+    def prepare(self, conditions: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Validate and encode raw inputs; an unknown or unloaded modality name is an error."""
+        unknown = [name for name in conditions if name not in self.models]
+        if unknown:
+            raise UnknownNameError(
+                f"no model for modality {unknown[0]!r} in this composition; it has: {', '.join(self.models) or 'none'}"
+            )
+        prepared = {}
+        for name, raw in conditions.items():
+            cond = self.modalities[name].prepare(raw, size=self.sample_size)
+            if cond.is_floating_point() and not torch.isfinite(cond).all():
+                raise ConditionError(f"condition {name!r} contains NaN or infinite values")
+            prepared[name] = cond
+        return prepared
+
+    def generate_tensor(
+        self,
+        conditions: Mapping[str, Any],
+        *,
+        num_images: int = 1,
+        steps: int | None = None,
+        seed: int = 0,
+        scheduler: str | None = None,
+        weights: Mapping[str, float] | None = None,
+        progress: bool = True,
+        callback: StepCallback | None = None,
+    ) -> torch.Tensor:
+        """Images as a (num_images, C, H, W) float tensor in [-1, 1], on the CPU."""
+        if num_images < 1:
+            raise ConfigError(f"num_images must be at least 1, got {num_images}")
+        for name in weights or {}:
+            if name not in conditions:
+                raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
+        prepared = self.prepare(conditions)
+        terms = [self._term(name, cond, num_images, (weights or {}).get(name)) for name, cond in prepared.items()]
+        predictor = ComposedEps(self.prior, terms)
+        sched = make_scheduler(scheduler or self.scheduler_name, self.schedule_config)
+        generator = torch.Generator("cpu").manual_seed(seed)
+        with self._autocast():
+            x = sample(
+                predictor, sched, shape=(num_images, self.channels, self.sample_size, self.sample_size),
+                steps=steps or self.default_steps, generator=generator, device=self.device,
+                progress=progress, callback=callback,
+            )
+        return x.float().clamp(-1, 1).cpu()
+
+    def generate(self, conditions: Mapping[str, Any], **kwargs: Any) -> list:
+        """Images as PIL images; keyword arguments as :meth:`generate_tensor`."""
+        return to_pil(self.generate_tensor(conditions, **kwargs))
+
+    def _term(self, name: str, cond: torch.Tensor, batch: int, weight: float | None) -> Term:
+        setting = self.settings[name]
+        modality = self.modalities[name]
+        cond = cond.to(self.device)
+        scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
+        weight_map = modality.weight_map(cond)
+        if weight_map is not None:  # broadcast (H, W) over batch and channels
+            scale = scale * weight_map.to(self.device, torch.float32)[None, None]
+        batched = cond.unsqueeze(0).expand(batch, *cond.shape)
+        return Term(
+            name=name,
+            model=self.models[name],
+            condition=batched,
+            null_condition=modality.null_condition(cond).unsqueeze(0).expand(batch, *cond.shape),
+            weight=scale,
+            window=TimeWindow(setting.start, setting.end),
+            baseline=setting.baseline,
+        )
+
+    def _autocast(self):
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def to_pil(images: torch.Tensor) -> list:
+    """(B, C, H, W) in [-1, 1] -> list of PIL images (RGB for 3 channels, L for 1)."""
+    from PIL import Image
+
+    arrays = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]

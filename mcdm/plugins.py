@@ -1,0 +1,158 @@
+"""The plugin manager: built-in plugins, entry-point plugins, and the registry of what they provide.
+
+A fresh manager comes from :func:`make_plugin_manager` (no module-global state), so tests and
+programs can build as many as they like. Entry-point plugins load one by one: a broken one is
+reported by name and skipped, or raised when ``strict`` (``MCDM_STRICT_PLUGINS=1``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from mcdm import hookspecs
+from mcdm.errors import PluginError, UnknownNameError
+
+ENTRY_POINT_GROUP = "mcdm"
+DEFAULT_PLUGINS = ("mcdm.denoisers",)
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    load: Callable[[], Any]
+    summary: str
+    plugin: str
+
+
+@dataclass
+class PluginSet:
+    """What the registered plugins provide, plus the entry-point plugins that failed to load."""
+
+    manager: pluggy.PluginManager
+    modalities: dict[str, Registration] = field(default_factory=dict)
+    denoisers: dict[str, Registration] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
+    _loaded: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def modality(self, name: str):
+        """The Modality instance registered as ``name`` (loaded on first use)."""
+        return self._load("modality", self.modalities, name)
+
+    def denoiser_class(self, name: str):
+        """The Denoiser class registered as ``name`` (loaded on first use)."""
+        return self._load("denoiser type", self.denoisers, name)
+
+    def _load(self, kind: str, table: dict[str, Registration], name: str):
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise UnknownNameError(f"unknown {kind} {name!r}; installed: {known}")
+        key = (kind, name)
+        if key not in self._loaded:
+            self._loaded[key] = table[name].load()
+        return self._loaded[key]
+
+    def describe(self) -> dict:
+        """A JSON-ready summary for ``mcdm plugins``."""
+        return {
+            "plugins": sorted(self.manager.get_name(p) or repr(p) for p in self.manager.get_plugins()),
+            "modalities": {n: {"plugin": r.plugin, "summary": r.summary} for n, r in sorted(self.modalities.items())},
+            "denoisers": {n: {"plugin": r.plugin, "summary": r.summary} for n, r in sorted(self.denoisers.items())},
+            "broken": dict(sorted(self.broken.items())),
+        }
+
+
+def strict_from_env() -> bool:
+    return os.environ.get("MCDM_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes"}
+
+
+def make_plugin_manager(*, strict: bool | None = None, entry_points: bool = True) -> PluginSet:
+    """Build a plugin manager with the built-ins and (optionally) every installed entry-point plugin.
+
+    ``MCDM_LOAD_PLUGINS=a,b`` restricts entry-point plugins to those names (empty string: none).
+    """
+    strict = strict_from_env() if strict is None else strict
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    for module_name in DEFAULT_PLUGINS:
+        manager.register(importlib.import_module(module_name), name=module_name)
+    manager.check_pending()
+
+    broken: dict[str, str] = {}
+    if entry_points:
+        for ep in _selected_entry_points():
+            try:
+                _register_entry_point(manager, ep)
+            except Exception as exc:  # any failure inside third-party code is that plugin's fault
+                message = f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
+                if strict:
+                    raise PluginError(message) from exc
+                warnings.warn(message + " (skipped; set MCDM_STRICT_PLUGINS=1 to make this an error)", stacklevel=2)
+                broken[ep.name] = message
+    plugins = PluginSet(manager=manager, broken=broken)
+    _collect(plugins, strict)
+    return plugins
+
+
+def _selected_entry_points() -> list[importlib.metadata.EntryPoint]:
+    found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    wanted = os.environ.get("MCDM_LOAD_PLUGINS")
+    if wanted is None:
+        return found
+    names = {n.strip() for n in wanted.split(",") if n.strip()}
+    return [ep for ep in found if ep.name in names]
+
+
+def _register_entry_point(manager: pluggy.PluginManager, ep: importlib.metadata.EntryPoint) -> None:
+    module = ep.load()
+    manager.register(module, name=ep.name)
+    try:
+        manager.check_pending()  # a misspelt hook name fails here, naming the plugin
+    except pluggy.PluginValidationError:
+        manager.unregister(module)
+        raise
+
+
+def _collect(plugins: PluginSet, strict: bool) -> None:
+    """Call every registration hook, plugin by plugin; a plugin whose hook fails is skipped as a whole."""
+    for hook_name, table, kind in (
+        ("register_modalities", plugins.modalities, "modality"),
+        ("register_denoisers", plugins.denoisers, "denoiser type"),
+    ):
+        for impl in getattr(plugins.manager.hook, hook_name).get_hookimpls():
+            if impl.plugin_name in plugins.broken:
+                continue
+            try:
+                table.update(_registrations(impl, table, kind))
+            except PluginError as exc:
+                if strict:
+                    raise
+                warnings.warn(f"{exc} (skipped)", stacklevel=3)
+                plugins.broken[impl.plugin_name] = str(exc)
+
+
+def _registrations(impl: pluggy.HookImpl, existing: dict[str, Registration], kind: str) -> dict[str, Registration]:
+    plugin = impl.plugin_name
+    found: dict[str, Registration] = {}
+
+    def register(name: str, load: Callable[[], Any], summary: str = "") -> None:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise PluginError(f"plugin {plugin!r} registered an invalid {kind} name {name!r}")
+        if name in existing or name in found:
+            owner = existing[name].plugin if name in existing else plugin
+            raise PluginError(f"{kind} {name!r} is registered twice: by {owner!r} and by {plugin!r}")
+        found[name] = Registration(name=name, load=load, summary=summary, plugin=plugin)
+
+    try:
+        impl.function(register=register)
+    except PluginError:
+        raise
+    except Exception as exc:  # third-party code: report it under the plugin's name
+        raise PluginError(f"plugin {plugin!r} failed to register: {type(exc).__name__}: {exc}") from exc
+    return found

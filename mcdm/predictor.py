@@ -1,0 +1,82 @@
+"""Predictors: callables ``(x_t, t) -> eps``. A model becomes one through EpsModel, a composition through ComposedEps.
+
+The sampler only ever sees a predictor, so it never knows how many models spoke (k-diffusion style).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mcdm.checkpoint import LoadedModel
+from mcdm.combine import Baseline, TimeWindow, combine
+from mcdm.schedule import Prediction, alphas_cumprod, to_eps
+
+
+class EpsModel:
+    """A loaded model seen as an eps-predictor on its training schedule (v and x0 models converted here)."""
+
+    def __init__(self, model: LoadedModel, device: torch.device | str = "cpu"):
+        self.model = model
+        self.name = model.name
+        self.denoiser = model.denoiser
+        self.prediction = model.prediction
+        self.num_train_timesteps = int(model.schedule_config["num_train_timesteps"])
+        self.alphas_cumprod = alphas_cumprod(model.schedule_config).to(device=device, dtype=torch.float32)
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        out = self.denoiser(x_t, t, cond)
+        if self.prediction is Prediction.EPSILON:
+            return out
+        return to_eps(out, x_t, self._abar(t, x_t), self.prediction)
+
+    def _abar(self, t: torch.Tensor, x_t: torch.Tensor) -> torch.Tensor:
+        # Samplers such as Euler pass fractional timesteps: interpolate abar linearly between integers.
+        t = torch.as_tensor(t, dtype=torch.float32, device=self.alphas_cumprod.device).clamp(0, self.num_train_timesteps - 1)
+        lo = t.floor().long()
+        hi = (lo + 1).clamp(max=self.num_train_timesteps - 1)
+        frac = t - lo
+        abar = self.alphas_cumprod[lo] * (1 - frac) + self.alphas_cumprod[hi] * frac
+        return abar.reshape(-1, *([1] * (x_t.ndim - 1)))
+
+
+@dataclass
+class Term:
+    """One modality's contribution: its model, condition batch, weight (scalar or map), window and baseline."""
+
+    name: str
+    model: EpsModel
+    condition: torch.Tensor
+    null_condition: torch.Tensor
+    weight: float | torch.Tensor = 1.0
+    window: TimeWindow = TimeWindow()
+    baseline: Baseline = Baseline.SHARED
+
+
+class ComposedEps:
+    """The composed predictor: prior + terms through :func:`mcdm.combine.combine`. It is itself a predictor."""
+
+    def __init__(self, prior: EpsModel, terms: list[Term]):
+        self.prior = prior
+        self.terms = terms
+        self.num_train_timesteps = prior.num_train_timesteps
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # t comes from scheduler.timesteps, kept on the CPU: reading it never waits for the device.
+        t_fraction = float(t) / self.num_train_timesteps
+        eps_u = self.prior(x_t, t, None)
+        predictions, weights, baselines = [], [], []
+        for term in self.terms:
+            if not term.window.contains(t_fraction):
+                continue  # weight 0 at this step: skip the network call entirely
+            if term.baseline is Baseline.OWN:
+                # conditional and null-condition predictions in one batch: one forward pass
+                both = term.model(torch.cat([x_t, x_t]), t, torch.cat([term.condition, term.null_condition]))
+                eps_i, own = both.chunk(2)
+            else:
+                eps_i, own = term.model(x_t, t, term.condition), None
+            predictions.append(eps_i)
+            weights.append(term.weight)
+            baselines.append(own)
+        return combine(eps_u, predictions, weights, baselines)

@@ -1,0 +1,72 @@
+"""The ``unet`` denoiser: diffusers ``UNet2DModel`` with the condition concatenated to ``x_t``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import UNet2DModel
+
+from mcdm.modality import Denoiser
+
+UNET_FOLDER = "unet"
+
+
+class ConcatUNetDenoiser(Denoiser):
+    type_name = "unet"
+
+    def __init__(self, unet: UNet2DModel, cond_channels: int):
+        super().__init__()
+        self.unet = unet
+        self.cond_channels = cond_channels
+        self.sample_size = int(unet.config.sample_size)
+        self.image_channels = int(unet.config.out_channels)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        sample_size: int,
+        image_channels: int = 3,
+        cond_channels: int = 0,
+        block_out_channels: tuple[int, ...] = (32, 64, 64),
+        layers_per_block: int = 1,
+        attention: bool = False,
+        **_: Any,
+    ) -> "ConcatUNetDenoiser":
+        depth = len(block_out_channels)
+        down = ["DownBlock2D"] * depth
+        up = ["UpBlock2D"] * depth
+        if attention:  # attention at the lowest resolution only: cheap at 32x32
+            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+        unet = UNet2DModel(
+            sample_size=sample_size,
+            in_channels=image_channels + cond_channels,
+            out_channels=image_channels,
+            block_out_channels=tuple(block_out_channels),
+            layers_per_block=layers_per_block,
+            down_block_types=tuple(down),
+            up_block_types=tuple(up),
+            norm_num_groups=min(8, min(block_out_channels)),
+        )
+        return cls(unet, cond_channels)
+
+    def config(self) -> dict:
+        return {"cond_channels": self.cond_channels}
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        if self.cond_channels:
+            if cond is None:
+                raise ValueError("this denoiser needs a condition with "
+                                 f"{self.cond_channels} channels, got none")
+            x_t = torch.cat([x_t, cond.to(x_t.dtype).expand(x_t.shape[0], -1, -1, -1)], dim=1)
+        return self.unet(x_t, t).sample
+
+    def save_weights(self, folder: Path) -> None:
+        self.unet.save_pretrained(Path(folder) / UNET_FOLDER, safe_serialization=True)
+
+    @classmethod
+    def load_weights(cls, folder: Path, config: dict) -> "ConcatUNetDenoiser":
+        unet = UNet2DModel.from_pretrained(Path(folder) / UNET_FOLDER, use_safetensors=True)
+        return cls(unet, int(config.get("cond_channels", 0)))

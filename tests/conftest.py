@@ -1,0 +1,55 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+SIZE = 16
+
+
+def ddpm_schedule(**overrides) -> dict:
+    return {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, **overrides}
+
+
+@pytest.fixture(scope="session")
+def plugins():
+    from mcdm.plugins import make_plugin_manager
+
+    return make_plugin_manager(strict=True)
+
+
+@pytest.fixture
+def make_model(tmp_path, plugins):
+    """Save a tiny randomly initialised model folder and return its path."""
+    import torch
+
+    from mcdm.checkpoint import save_model
+
+    def make(modality: str | None, *, seed: int = 0, schedule: dict | None = None, size: int = SIZE,
+             prediction: str = "epsilon", name: str | None = None):
+        torch.manual_seed(seed)
+        cls = plugins.denoiser_class("unet")
+        if modality is None:
+            config = {"sample_size": size, "image_channels": 3, "cond_channels": 0, "block_out_channels": (8, 16)}
+        else:
+            config = plugins.modality(modality).denoiser_config(sample_size=size, image_channels=3)
+        denoiser = cls.build(**config)
+        folder = tmp_path / (name or f"{modality or 'prior'}-{seed}")
+        return save_model(folder, denoiser, modality=modality, schedule_config=schedule or ddpm_schedule(),
+                          prediction=prediction)
+
+    return make
+
+
+@pytest.fixture
+def toy_composer(make_model, plugins):
+    """A composer over a tiny prior and the four toy modalities."""
+    from mcdm.checkpoint import load_model
+    from mcdm.compose import Composer
+
+    def build(names=("toy_a", "toy_b", "toy_c", "toy_d"), **kwargs):
+        prior = load_model(make_model(None), plugins)
+        models = {n: load_model(make_model(n, seed=i + 1), plugins) for i, n in enumerate(names)}
+        return Composer(prior, models, plugins=plugins, steps=3, **kwargs)
+
+    return build

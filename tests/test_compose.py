@@ -1,0 +1,189 @@
+"""Composer end to end on tiny random models: every modality speaks, seeds reproduce, bad input is refused."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SIZE, ddpm_schedule
+from mcdm.checkpoint import load_model
+from mcdm.combine import Baseline
+from mcdm.compose import Composer
+from mcdm.config import ModalityConfig
+from mcdm.errors import CheckpointError, ConditionError, IncompatibleModelsError, UnknownNameError
+from mcdm.predictor import ComposedEps, EpsModel, Term
+
+MAPS = {name: np.random.default_rng(i).random((SIZE, SIZE)) for i, name in enumerate(("toy_a", "toy_b", "toy_c", "toy_d"))}
+
+
+def generate(composer, conditions, **kwargs):
+    kwargs = {"num_images": 2, "seed": 0, "progress": False, **kwargs}
+    return composer.generate_tensor(conditions, **kwargs)
+
+
+def test_same_seed_same_images_and_other_seed_differs(toy_composer):
+    composer = toy_composer()
+    a = generate(composer, MAPS)
+    assert a.shape == (2, 3, SIZE, SIZE)
+    assert torch.equal(a, generate(composer, MAPS))
+    assert not torch.allclose(a, generate(composer, MAPS, seed=1))
+
+
+@pytest.mark.parametrize("dropped", ["toy_a", "toy_b", "toy_c", "toy_d"])
+def test_every_modality_changes_the_output(toy_composer, dropped):
+    composer = toy_composer()
+    full = generate(composer, MAPS)
+    partial = generate(composer, {k: v for k, v in MAPS.items() if k != dropped})
+    assert (full - partial).abs().mean() > 1e-3
+    # and the value of its condition matters, not only its presence
+    other = dict(MAPS, **{dropped: 1 - MAPS[dropped]})
+    assert (full - generate(composer, other)).abs().mean() > 1e-4
+
+
+def test_no_conditions_samples_the_prior(toy_composer):
+    composer = toy_composer()
+    assert torch.isfinite(generate(composer, {})).all()
+
+
+def test_composed_predictor_matches_eq12_with_real_models(toy_composer):
+    composer = toy_composer()
+    x = torch.randn(2, 3, SIZE, SIZE)
+    t = torch.tensor(500)
+    conds = composer.prepare(MAPS)
+    terms = [composer._term(n, c, 2, None) for n, c in conds.items()]
+    got = ComposedEps(composer.prior, terms)(x, t)
+    eps = [composer.models[n](x, t, term.condition) for n, term in zip(conds, terms)]
+    expected = sum(eps) - (len(eps) - 1) * composer.prior(x, t, None)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_own_baseline_batches_conditional_and_null_in_one_call(toy_composer):
+    settings = {"toy_a": ModalityConfig(path="", baseline=Baseline.OWN)}
+    composer = toy_composer(names=("toy_a",), settings=settings)
+    x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor(300)
+    (cond,) = composer.prepare({"toy_a": MAPS["toy_a"]}).values()
+    term = composer._term("toy_a", cond, 2, None)
+    model = composer.models["toy_a"]
+    expected = composer.prior(x, t, None) + model(x, t, term.condition) - model(x, t, term.null_condition)
+    torch.testing.assert_close(ComposedEps(composer.prior, [term])(x, t), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_time_window_switches_a_modality_off(toy_composer):
+    settings = {"toy_a": ModalityConfig(path="", start=0.0, end=0.0)}  # never speaks after t = 0
+    composer = toy_composer(names=("toy_a",), settings=settings)
+    x, t = torch.randn(1, 3, SIZE, SIZE), torch.tensor(700)
+    (cond,) = composer.prepare({"toy_a": MAPS["toy_a"]}).values()
+    out = ComposedEps(composer.prior, [composer._term("toy_a", cond, 1, None)])(x, t)
+    torch.testing.assert_close(out, composer.prior(x, t, None))
+
+
+@pytest.mark.parametrize("scheduler", ["ddpm", "ddim", "dpm++", "euler"])
+def test_every_scheduler_runs_and_reproduces(toy_composer, scheduler):
+    composer = toy_composer(names=("toy_a", "toy_b"))
+    conds = {"toy_a": MAPS["toy_a"], "toy_b": MAPS["toy_b"]}
+    a = generate(composer, conds, scheduler=scheduler, steps=4)
+    assert torch.isfinite(a).all()
+    assert torch.equal(a, generate(composer, conds, scheduler=scheduler, steps=4))
+
+
+def test_weights_change_the_output_and_negation_is_accepted(toy_composer):
+    composer = toy_composer(names=("toy_a",))
+    conds = {"toy_a": MAPS["toy_a"]}
+    base = generate(composer, conds)
+    assert not torch.allclose(base, generate(composer, conds, weights={"toy_a": 3.0}))
+    assert not torch.allclose(base, generate(composer, conds, weights={"toy_a": -1.0}))
+
+
+def test_callback_sees_every_step(toy_composer):
+    composer = toy_composer(names=("toy_a",))
+    seen = []
+    generate(composer, {"toy_a": MAPS["toy_a"]}, steps=5, callback=lambda i, t, x: seen.append((i, x.shape)))
+    assert [i for i, _ in seen] == list(range(5))
+
+
+def test_generate_returns_pil_images(toy_composer):
+    images = toy_composer(names=("toy_a",)).generate({"toy_a": MAPS["toy_a"]}, num_images=3, progress=False)
+    assert len(images) == 3 and images[0].size == (SIZE, SIZE) and images[0].mode == "RGB"
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def test_unknown_modality_name(toy_composer):
+    with pytest.raises(UnknownNameError, match="no model for modality 'sketchy'.*toy_a"):
+        generate(toy_composer(names=("toy_a",)), {"sketchy": MAPS["toy_a"]})
+
+
+def test_wrong_size_wrong_channels_and_nan_conditions(toy_composer):
+    composer = toy_composer(names=("toy_a",))
+    with pytest.raises(ConditionError, match="expected a 16x16 map"):
+        generate(composer, {"toy_a": np.zeros((8, 8))})
+    with pytest.raises(ConditionError, match="one channel"):
+        generate(composer, {"toy_a": np.zeros((SIZE, SIZE, 3))})
+    nan_map = MAPS["toy_a"].copy()
+    nan_map[3, 3] = np.nan
+    with pytest.raises(ConditionError, match="NaN"):
+        generate(composer, {"toy_a": nan_map})
+
+
+def test_unknown_scheduler(toy_composer):
+    with pytest.raises(UnknownNameError, match="unknown scheduler 'heun2'.*ddpm"):
+        generate(toy_composer(names=("toy_a",)), {}, scheduler="heun2")
+
+
+def test_missing_and_weightless_checkpoint_folders(tmp_path, plugins, make_model):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_model(tmp_path / "nowhere", plugins)
+    folder = make_model("toy_a")
+    for weights in folder.rglob("*.safetensors"):
+        weights.unlink()
+    with pytest.raises(CheckpointError, match="no .safetensors"):
+        load_model(folder, plugins)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="mcdm.json is missing"):
+        load_model(tmp_path / "empty", plugins)
+
+
+def test_mismatched_schedules_name_both_models(make_model, plugins):
+    prior = load_model(make_model(None), plugins, name="prior")
+    other = load_model(make_model("toy_a", schedule=ddpm_schedule(beta_end=0.03)), plugins, name="toy-model")
+    with pytest.raises(IncompatibleModelsError, match="'prior' and 'toy-model': noise schedules differ"):
+        Composer(prior, {"toy_a": other}, plugins=plugins)
+    short = load_model(make_model("toy_b", schedule=ddpm_schedule(num_train_timesteps=500)), plugins, name="short")
+    with pytest.raises(IncompatibleModelsError, match="num_train_timesteps differs"):
+        Composer(prior, {"toy_b": short}, plugins=plugins)
+
+
+def test_mismatched_sample_size(make_model, plugins):
+    prior = load_model(make_model(None), plugins, name="prior")
+    big = load_model(make_model("toy_a", size=32), plugins, name="big")
+    with pytest.raises(IncompatibleModelsError, match="sample_size differs \\(16 vs 32\\)"):
+        Composer(prior, {"toy_a": big}, plugins=plugins)
+
+
+def test_model_for_another_modality_is_refused(make_model, plugins):
+    from mcdm.errors import ConfigError
+
+    prior = load_model(make_model(None), plugins)
+    with pytest.raises(ConfigError, match="trained for modality 'toy_a', not 'toy_b'"):
+        Composer(prior, {"toy_b": load_model(make_model("toy_a"), plugins)}, plugins=plugins)
+
+
+# --- parameterisation adapters ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prediction", ["v_prediction", "sample"])
+def test_v_and_x0_models_are_converted_to_eps(make_model, plugins, prediction):
+    from mcdm.schedule import alphas_cumprod
+
+    model = EpsModel(load_model(make_model("toy_a", prediction=prediction), plugins))
+    x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor(400)
+    cond = torch.zeros(2, 1, SIZE, SIZE)
+    raw = model.denoiser(x, t, cond)
+    abar = alphas_cumprod(ddpm_schedule())[400].float()
+    if prediction == "v_prediction":
+        expected = abar.sqrt() * raw + (1 - abar).sqrt() * x
+    else:
+        expected = (x - abar.sqrt() * raw) / (1 - abar).sqrt()
+    torch.testing.assert_close(model(x, t, cond), expected, rtol=1e-4, atol=1e-5)
