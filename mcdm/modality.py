@@ -72,3 +72,10 @@ class Modality(ABC):
     @abstractmethod
     def denoiser_config(self, *, sample_size: int, image_channels: int) -> dict:
         """Arguments for ``build`` of this modality's default denoiser architecture (training a new model)."""
+
+    def condition_from_sample(self, sample: Any, rng: Any) -> Any:
+        """The raw input this modality reads from a training sample (an ``mcdm.data`` FaceSample).
+
+        ``rng`` (a numpy Generator) drives augmentation such as partial inputs. ``prepare`` encodes the result.
+        """
+        raise NotImplementedError(f"modality {self.name!r} does not train on face samples")

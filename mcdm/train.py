@@ -1,0 +1,349 @@
+"""Training one denoiser (a modality's, or the unconditional prior) under accelerate.
+
+The same loop runs on a CPU, one GPU, or many GPUs and nodes through ``accelerate launch`` / ``torchrun``.
+It is resumable: every ``checkpoint_every`` steps it writes the full training state atomically; ``resume``
+continues from the newest checkpoint that loads, falling back to the one before if the newest is corrupt.
+Batches are a pure function of (seed, step, rank), so a resumed run repeats the same loss curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from omegaconf import MISSING
+from tqdm.auto import tqdm
+
+from mcdm.checkpoint import atomic_folder, save_model
+from mcdm.errors import CheckpointError, ConfigError
+
+CHECKPOINTS = "checkpoints"
+FINAL_MODEL = "model"
+
+
+@dataclass
+class DataConfig:
+    name: Literal["synthfaces"] = "synthfaces"
+    size: int = 32
+    length: int = 50_000  # training samples (the test split is disjoint; see mcdm.data)
+    seed: int = 0
+    cache_dir: str = "~/.cache/mcdm"
+
+
+@dataclass
+class TrainConfig:
+    out: str = MISSING  # run folder: checkpoints, log, sample grids, and the final model
+    modality: str | None = None  # None trains the unconditional prior
+    data: DataConfig = field(default_factory=DataConfig)
+    denoiser: dict[str, Any] = field(default_factory=dict)  # overrides of the modality's default architecture
+    schedule: dict[str, Any] = field(
+        default_factory=lambda: {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}
+    )
+    steps: int = 10_000
+    batch_size: int = 32  # per process
+    grad_accum: int = 1
+    lr: float = 3e-4
+    lr_schedule: Literal["constant", "cosine"] = "cosine"
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    condition_dropout: float = 0.1
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    sample_every: int = 1000
+    seed: int = 0
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+
+class TrainState:
+    """Everything a resumed run needs, saved as safetensors/plain tensors + JSON (no pickled objects)."""
+
+    def __init__(self, denoiser, ema, optimizer, lr_scheduler):
+        self.denoiser, self.ema, self.optimizer, self.lr_scheduler = denoiser, ema, optimizer, lr_scheduler
+        self.step = 0
+
+    def save(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        with atomic_folder(folder) as tmp:
+            save_file(_contiguous(self.denoiser.state_dict()), tmp / "denoiser.safetensors")
+            save_file(_contiguous(self.ema.state_dict()), tmp / "ema.safetensors")
+            tensors, groups = _flatten_optimizer(self.optimizer.state_dict())
+            save_file(tensors, tmp / "optimizer.safetensors")
+            (tmp / "state.json").write_text(json.dumps({
+                "step": self.step, "lr_scheduler": self.lr_scheduler.state_dict(), "param_groups": groups,
+            }))
+
+    def load(self, folder: Path) -> None:
+        from safetensors.torch import load_file
+
+        self.denoiser.load_state_dict(load_file(folder / "denoiser.safetensors"))
+        self.ema.load_state_dict(load_file(folder / "ema.safetensors"))
+        state = json.loads((folder / "state.json").read_text())
+        self.optimizer.load_state_dict(_unflatten_optimizer(load_file(folder / "optimizer.safetensors"), state["param_groups"]))
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        self.step = int(state["step"])
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train and return the folder of the final (EMA) model, loadable with ``mcdm.checkpoint.load_model``."""
+    from accelerate import Accelerator
+    from diffusers import DDPMScheduler
+
+    from mcdm.plugins import make_plugin_manager
+
+    _validate(config)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = Path(config.out).expanduser()
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision,
+        gradient_accumulation_steps=config.grad_accum,
+        cpu=not torch.cuda.is_available(),
+    )
+    plugins = make_plugin_manager()
+    modality = plugins.modality(config.modality) if config.modality else None
+    data = open_training_data(config.data)
+    noise_schedule = DDPMScheduler.from_config(config.schedule)
+
+    torch.manual_seed(config.seed)  # identical initial weights on every rank
+    denoiser = _build_denoiser(plugins, modality, config)
+    ema = copy.deepcopy(denoiser).requires_grad_(False)
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
+    state = TrainState(denoiser, ema, optimizer, lr_scheduler)
+    if resume:
+        _resume(state, out / CHECKPOINTS, accelerator)
+    elif (out / CHECKPOINTS).exists() and any((out / CHECKPOINTS).iterdir()):
+        raise ConfigError(f"{str(out)!r} already holds checkpoints: pass resume to continue, or choose another out")
+
+    model, optimizer = accelerator.prepare(denoiser, optimizer)
+    alphas_cumprod = noise_schedule.alphas_cumprod.to(accelerator.device)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+    log = _Log(out / "log.csv", accelerator.is_main_process)
+    log.truncate_after(state.step)
+    bar = tqdm(total=config.steps, initial=state.step, desc=f"train {config.modality or 'prior'}",
+               disable=not (progress and accelerator.is_main_process))
+    started = time.perf_counter()
+    while state.step < config.steps:
+        for micro in range(config.grad_accum):
+            x0, cond = make_batch(data, modality, config, state.step, micro, accelerator.process_index,
+                                  accelerator.num_processes)
+            x0 = x0.to(accelerator.device)
+            cond = None if cond is None else cond.to(accelerator.device)
+            g = torch.Generator().manual_seed(_batch_seed(config.seed, state.step, micro, accelerator.process_index) + 1)
+            noise = torch.randn(x0.shape, generator=g).to(accelerator.device)
+            t = torch.randint(0, noise_schedule.config.num_train_timesteps, (x0.shape[0],), generator=g).to(accelerator.device)
+            abar = alphas_cumprod[t].view(-1, 1, 1, 1)
+            x_t = abar.sqrt() * x0 + (1 - abar).sqrt() * noise
+            with accelerator.accumulate(model), accelerator.autocast():
+                loss = torch.nn.functional.mse_loss(model(x_t, t, cond).float(), noise)
+                accelerator.backward(loss)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        lr_scheduler.step()
+        _ema_update(ema, accelerator.unwrap_model(model), config.ema_decay)
+        state.step += 1
+        bar.update(1)
+        if state.step % 25 == 0 or state.step == config.steps:
+            # .item() syncs, so it is read only on logging steps
+            loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
+            log.write(state.step, loss_value, lr_scheduler.get_last_lr()[0], time.perf_counter() - started)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+        if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            _checkpoint(state, out / CHECKPOINTS, config.keep_checkpoints, accelerator)
+        if accelerator.is_main_process and config.sample_every and state.step % config.sample_every == 0:
+            write_sample_grid(ema, modality, config, noise_schedule, out / "samples" / f"step-{state.step:07d}.png")
+    bar.close()
+    in_sync = _ranks_in_sync(accelerator.unwrap_model(model), accelerator)
+    if accelerator.is_main_process:
+        (out / "summary.json").write_text(json.dumps({
+            "steps": state.step, "world_size": accelerator.num_processes, "ranks_in_sync": in_sync,
+            "seconds": time.perf_counter() - started,
+        }, indent=2))
+        save_model(out / FINAL_MODEL, ema, modality=config.modality, schedule_config=dict(config.schedule))
+    accelerator.wait_for_everyone()
+    return out / FINAL_MODEL
+
+
+def open_training_data(config: DataConfig):
+    """The training split as a sequence of ``mcdm.data`` FaceSamples (memory-mapped cache, built once)."""
+    from mcdm.data.cache import CachedFaces
+
+    return CachedFaces.open(size=config.size, length=config.length, seed=config.seed, split="train",
+                            cache_dir=Path(config.cache_dir).expanduser())
+
+
+def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int):
+    """Images in [-1, 1] and prepared conditions for one micro-batch: a pure function of (seed, step, micro, rank)."""
+    rng = np.random.default_rng(_batch_seed(config.seed, step, micro, rank))
+    indices = rng.integers(0, len(data), size=config.batch_size)
+    samples = [data[int(i)] for i in indices]
+    images = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    if modality is None:
+        return images, None
+    conds = []
+    for sample in samples:
+        cond = modality.prepare(modality.condition_from_sample(sample, rng), size=config.data.size)
+        conds.append(modality.null_condition(cond) if rng.random() < config.condition_dropout else cond)
+    return images, torch.stack(conds)
+
+
+def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: Path, n: int = 8) -> None:
+    """Samples of the EMA model on held-out conditions (conditional model) or from noise (prior)."""
+    from diffusers import DDIMScheduler
+
+    from mcdm.compose import to_pil
+    from mcdm.data.synthfaces import SynthFaces
+    from mcdm.imageio import grid, save_png_atomic
+    from mcdm.sampling import sample
+
+    held_out = SynthFaces(size=config.data.size, seed=config.data.seed, split="test", length=n)
+    cond = None
+    if modality is not None:
+        rng = np.random.default_rng(0)
+        cond = torch.stack([modality.prepare(modality.condition_from_sample(held_out[i], rng), size=config.data.size)
+                            for i in range(n)])
+    device = next(ema.parameters()).device
+    cond = None if cond is None else cond.to(device)
+    scheduler = DDIMScheduler.from_config(noise_schedule.config)
+    x = sample(lambda x_t, t: ema(x_t, t, cond), scheduler, shape=(n, 3, config.data.size, config.data.size),
+               steps=25, generator=torch.Generator().manual_seed(0), device=device, progress=False)
+    real = [held_out[i].image for i in range(n)]
+    from PIL import Image
+
+    save_png_atomic(grid([Image.fromarray(r) for r in real] + to_pil(x.float().cpu()), columns=n), path)
+
+
+def _validate(config: TrainConfig) -> None:
+    for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints"):
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    if not 0 <= config.condition_dropout < 1:
+        raise ConfigError(f"condition_dropout must be in [0, 1), got {config.condition_dropout}")
+    if not 0 <= config.ema_decay < 1:
+        raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+
+
+def _build_denoiser(plugins, modality, config: TrainConfig):
+    size, channels = config.data.size, 3
+    if modality is None:
+        cls = plugins.denoiser_class("unet")
+        arch = {"sample_size": size, "image_channels": channels, "cond_channels": 0}
+    else:
+        cls = plugins.denoiser_class(modality.denoiser_type)
+        arch = modality.denoiser_config(sample_size=size, image_channels=channels)
+    return cls.build(**{**arch, **config.denoiser})
+
+
+def _lr_lambda(config: TrainConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.lr_schedule == "constant":
+            return 1.0
+        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _batch_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0])
+
+
+@torch.no_grad()
+def _ema_update(ema, model, decay: float) -> None:
+    ema_params = list(ema.parameters())
+    torch._foreach_lerp_(ema_params, [p.detach().to(e.dtype) for p, e in zip(model.parameters(), ema_params)], 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def _checkpoint(state: TrainState, folder: Path, keep: int, accelerator) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        state.save(folder / f"step-{state.step:07d}")
+        for old in sorted(folder.glob("step-*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def _resume(state: TrainState, folder: Path, accelerator) -> None:
+    """Load the newest checkpoint that loads; a corrupt newest one falls back to the one before."""
+    candidates = sorted(folder.glob("step-*"), reverse=True)
+    if not candidates:
+        raise CheckpointError(f"nothing to resume: no checkpoints in {str(folder)!r}")
+    for candidate in candidates:
+        try:
+            state.load(candidate)
+            if accelerator.is_main_process:
+                print(f"resumed from {candidate} (step {state.step})")
+            return
+        except Exception as exc:  # a torn or corrupt checkpoint: try the one before
+            if accelerator.is_main_process:
+                print(f"skipping unreadable checkpoint {candidate}: {type(exc).__name__}: {exc}")
+    raise CheckpointError(f"no checkpoint in {str(folder)!r} could be loaded")
+
+
+def _ranks_in_sync(model, accelerator) -> bool:
+    """All processes hold the same weights (what data-parallel training must guarantee)."""
+    total = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1)
+    gathered = accelerator.gather(total.to(accelerator.device))
+    return bool(torch.allclose(gathered, gathered[0].expand_as(gathered), rtol=0, atol=1e-9))
+
+
+def _flatten_optimizer(state_dict: dict) -> tuple[dict, list]:
+    """Optimizer state as flat tensors ("<param index>.<name>") for safetensors, plus JSON-ready param groups."""
+    tensors = {f"{index}.{name}": torch.as_tensor(value).detach().contiguous()
+               for index, per_param in state_dict["state"].items() for name, value in per_param.items()}
+    return tensors, state_dict["param_groups"]
+
+
+def _unflatten_optimizer(tensors: dict, param_groups: list) -> dict:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": param_groups}
+
+
+def _contiguous(tensors: dict) -> dict:
+    return {k: v.detach().contiguous() for k, v in tensors.items()}
+
+
+class _Log:
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def truncate_after(self, step: int) -> None:
+        """On resume: drop rows logged after the checkpoint, which the resumed run will log again."""
+        if not self.enabled or not self.path.exists():
+            return
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+        with open(self.path, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+
+    def write(self, step: int, loss: float, lr: float, seconds: float) -> None:
+        if not self.enabled:
+            return
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", "loss", "lr", "seconds"])
+            writer.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}"])

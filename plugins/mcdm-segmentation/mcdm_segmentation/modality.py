@@ -1,0 +1,96 @@
+"""Segmentation: a label map as one-hot channels plus an "unknown" channel, concatenated to x_t.
+
+Ids follow CelebAMask-HQ (``mcdm.data.labels.LABELS``); ``UNKNOWN`` marks pixels nobody knows, which is
+not background. The known region is the combiner's weight map: a partial mask only speaks where it is known.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mcdm.data.labels import CELEBAMASK_HQ_PALETTE, LABELS, UNKNOWN
+from mcdm.errors import ConditionError
+from mcdm.inputs import check_image, load_array
+from mcdm.modality import Modality
+
+NUM_LABELS = len(LABELS)
+CHANNELS = NUM_LABELS + 1  # one-hot labels, then the unknown channel
+
+
+class SegmentationModality(Modality):
+    name = "segmentation"
+    denoiser_type = "unet"
+    summary = "face-part label map, possibly partial"
+
+    def prepare(self, raw: Any, *, size: int) -> torch.Tensor:
+        labels = check_image(load_array(raw, modality=self.name, keep_palette=True), modality=self.name,
+                             channels=(1, 3, 4))
+        labels = label_ids(labels)
+        labels = np.asarray(Image.fromarray(labels).resize((size, size), Image.NEAREST))
+        return one_hot(labels)
+
+    def null_condition(self, condition: torch.Tensor) -> torch.Tensor:
+        """Nothing known anywhere: every pixel in the unknown channel."""
+        null = torch.zeros_like(condition)
+        null[NUM_LABELS] = 1.0
+        return null
+
+    def weight_map(self, condition: torch.Tensor) -> torch.Tensor:
+        return 1.0 - condition[NUM_LABELS]
+
+    def denoiser_config(self, *, sample_size: int, image_channels: int) -> dict:
+        return {"sample_size": sample_size, "image_channels": image_channels, "cond_channels": CHANNELS,
+                "block_out_channels": (32, 64, 64), "layers_per_block": 2, "attention": True}
+
+    def condition_from_sample(self, sample, rng):
+        from mcdm.data.partial import drop_mask_parts, unknown_region
+
+        mask = sample.mask
+        draw = rng.random()
+        if draw < 0.2:
+            mask = drop_mask_parts(mask, rng)
+        elif draw < 0.4:
+            mask = unknown_region(mask, rng)
+        return mask
+
+
+def label_ids(array: np.ndarray) -> np.ndarray:
+    """HxW uint8 ids from an id map (1 channel) or a CelebAMask-HQ palette image (RGB); errors name bad values."""
+    if array.shape[-1] >= 3:
+        rgb = array[..., :3].astype(np.int64)
+        codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        palette = CELEBAMASK_HQ_PALETTE.astype(np.int64)
+        palette_codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+        lookup = {int(c): i for i, c in enumerate(palette_codes)}
+        lookup[(255 << 16) | (255 << 8) | 255] = UNKNOWN  # white: unknown
+        unique, inverse = np.unique(codes, return_inverse=True)
+        missing = [u for u in unique if int(u) not in lookup]
+        if missing:
+            c = int(missing[0])
+            raise ConditionError(
+                f"segmentation: colour ({c >> 16}, {(c >> 8) & 255}, {c & 255}) is not in the CelebAMask-HQ palette "
+                f"({len(missing)} unknown colour(s)); give an id map or a palette image"
+            )
+        return np.array([lookup[int(u)] for u in unique], dtype=np.uint8)[inverse].reshape(codes.shape)
+    ids = array[..., 0]
+    if np.issubdtype(ids.dtype, np.floating):
+        if not np.all(ids == np.round(ids)):
+            raise ConditionError("segmentation: label ids must be whole numbers")
+    bad = np.setdiff1d(np.unique(ids), [*range(NUM_LABELS), UNKNOWN])
+    if bad.size:
+        raise ConditionError(
+            f"segmentation: label id {int(bad[0])} is outside the CelebAMask-HQ set 0..{NUM_LABELS - 1} "
+            f"(or {UNKNOWN} for unknown)"
+        )
+    return ids.astype(np.uint8)
+
+
+def one_hot(labels: np.ndarray) -> torch.Tensor:
+    """(CHANNELS, H, W) float: one-hot ids, the unknown channel last."""
+    ids = torch.from_numpy(labels.astype(np.int64))
+    ids[ids == UNKNOWN] = NUM_LABELS
+    return torch.nn.functional.one_hot(ids, CHANNELS).permute(2, 0, 1).float()

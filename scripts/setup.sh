@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Set up mcdm in ./.venv: torch, the engine and the built-in modality plugins (with --test: pytest and the
+# test-only plugin too). Safe to run again: pip skips what is already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+# torchvision (pulled in by controlnet-aux) must match torch exactly.
+packages=(torch==2.14.1 torchvision==0.29.1 -e . -e plugins/mcdm-sketch -e plugins/mcdm-segmentation -e plugins/mcdm-text)
+if [[ "${1:-}" == "--test" ]]; then
+  packages=(torch==2.14.1 torchvision==0.29.1 -e ".[test]" -e plugins/mcdm-sketch -e plugins/mcdm-segmentation
+            -e plugins/mcdm-text -e tests/plugins/mcdm-toy)
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet "${packages[@]}"

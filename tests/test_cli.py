@@ -1,0 +1,69 @@
+"""The ``mcdm`` command: generate from a composition folder, one-line errors, no partial output files."""
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import SIZE
+from mcdm.checkpoint import write_checksums
+from mcdm.cli import cli
+
+
+@pytest.fixture
+def composition(tmp_path, make_model):
+    """A composition folder like the shipped ones: composition.yaml, model folders, SHA256SUMS."""
+    make_model(None, name="prior")
+    make_model("toy_a", seed=1, name="toy_a")
+    make_model("toy_b", seed=2, name="toy_b")
+    config = {"name": "toy", "prior": "prior", "steps": 3,
+              "modalities": {"toy_a": {"path": "toy_a"}, "toy_b": {"path": "toy_b", "weight": 1.5}}}
+    (tmp_path / "composition.yaml").write_text(yaml.safe_dump(config))
+    write_checksums(tmp_path)
+    Image.fromarray((np.random.default_rng(0).random((SIZE, SIZE)) * 255).astype(np.uint8)).save(tmp_path / "map.png")
+    return tmp_path
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_generate_writes_a_grid(composition, tmp_path):
+    out = tmp_path / "out" / "grid.png"
+    result = run("generate", "--model", composition, "--cond", f"toy_a={composition / 'map.png'}",
+                 "--num-images", 2, "--steps", 2, "--seed", 3, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and "wrote 2 image(s)" in result.output
+    assert Image.open(out).size[0] > SIZE  # two tiles side by side
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--cond", "sketchy=x.png"], "no model for modality 'sketchy'"),
+        (["--cond", "toy_a"], "expected NAME=VALUE"),
+        (["--weight", "toy_a=heavy"], "not a number"),
+        (["--scheduler", "heun2"], "unknown scheduler 'heun2'"),
+        (["--set", "steps=many"], "invalid configuration"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(composition, tmp_path, args, message):
+    out = tmp_path / "never.png"
+    result = run("generate", "--model", composition, "--out", out, "--steps", 1, *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists() and not list(tmp_path.glob(".never.png*"))
+
+
+def test_corrupt_weights_fail_the_checksum(composition, tmp_path):
+    weights = next((composition / "toy_a").rglob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"12345678")
+    result = run("generate", "--model", composition, "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and "does not match its SHA-256" in result.output
+
+
+def test_missing_model_names_the_places_it_looked(tmp_path):
+    result = run("generate", "--model", "no-such-model", "--out", tmp_path / "x.png")
+    assert result.exit_code == 1 and "no model folder 'no-such-model'; looked in" in result.output

@@ -1,0 +1,133 @@
+"""Plugin discovery: built-ins, entry-point plugins, broken plugins, misspelt hooks, and a torch-free --help."""
+
+import importlib.metadata
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+from click.testing import CliRunner
+
+from mcdm.cli import cli
+from mcdm.errors import PluginError, UnknownNameError
+from mcdm.hookspecs import hookimpl
+from mcdm.plugins import make_plugin_manager
+
+
+def test_builtin_denoiser_is_registered_without_entry_points():
+    plugins = make_plugin_manager(entry_points=False)
+    assert "unet" in plugins.denoisers
+    assert plugins.modalities == {}
+
+
+def test_entry_point_plugin_is_discovered_and_listed():
+    """The toy plugin is installed only as a distribution with an entry point; mcdm has no reference to it."""
+    plugins = make_plugin_manager(strict=True)
+    assert {"toy_a", "toy_b", "toy_c", "toy_d"} <= set(plugins.modalities)
+    assert plugins.modalities["toy_a"].plugin == "toy"
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    assert listing["modalities"]["toy_a"]["plugin"] == "toy"
+    assert "unet" in listing["denoisers"]
+    assert listing["broken"] == {}
+
+
+def test_unknown_modality_lists_what_is_installed():
+    with pytest.raises(UnknownNameError, match="unknown modality 'nope'; installed: .*toy_a"):
+        make_plugin_manager().modality("nope")
+
+
+def fake_entry_points(monkeypatch, *extra):
+    real = importlib.metadata.entry_points
+
+    def entry_points(group=None, **kwargs):
+        found = list(real(group=group, **kwargs))
+        return found + [ep for ep in extra if ep.group == group]
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+
+
+def module_entry_point(monkeypatch, name, module):
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return importlib.metadata.EntryPoint(name=name, value=module.__name__, group="mcdm")
+
+
+def test_plugin_that_raises_on_import_is_skipped_by_name_or_fatal_when_strict(monkeypatch):
+    broken = importlib.metadata.EntryPoint(name="broken", value="mcdm_no_such_module_xyz", group="mcdm")
+    fake_entry_points(monkeypatch, broken)
+    with pytest.warns(UserWarning, match="plugin 'broken'"):
+        plugins = make_plugin_manager(strict=False)
+    assert "broken" in plugins.broken and "ModuleNotFoundError" in plugins.broken["broken"]
+    assert "toy_a" in plugins.modalities  # the healthy plugins still load
+    with pytest.raises(PluginError, match="plugin 'broken'.*failed to load"):
+        make_plugin_manager(strict=True)
+    monkeypatch.setenv("MCDM_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="plugin 'broken'"):
+        make_plugin_manager()
+
+
+def test_misspelt_hook_fails_loudly(monkeypatch):
+    module = types.ModuleType("mcdm_test_misspelt")
+
+    @hookimpl
+    def register_modalitys(register):  # noqa: misspelt on purpose
+        pass
+
+    module.register_modalitys = register_modalitys
+    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "misspelt", module))
+    with pytest.raises(PluginError, match="plugin 'misspelt'.*register_modalitys"):
+        make_plugin_manager(strict=True)
+    with pytest.warns(UserWarning):
+        plugins = make_plugin_manager(strict=False)
+    assert "misspelt" in plugins.broken
+
+
+def test_duplicate_modality_name_is_refused_naming_both_plugins(monkeypatch):
+    module = types.ModuleType("mcdm_test_duplicate")
+
+    @hookimpl
+    def register_modalities(register):
+        register("toy_a", lambda: None)
+
+    module.register_modalities = register_modalities
+    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "dup", module))
+    with pytest.raises(PluginError, match="'toy_a' is registered twice: by '(toy|dup)' and by '(toy|dup)'"):
+        make_plugin_manager(strict=True)
+
+
+def test_plugin_whose_registration_raises_is_skipped(monkeypatch):
+    module = types.ModuleType("mcdm_test_raises")
+
+    @hookimpl
+    def register_modalities(register):
+        raise RuntimeError("boom")
+
+    module.register_modalities = register_modalities
+    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "raises", module))
+    with pytest.warns(UserWarning, match="boom"):
+        plugins = make_plugin_manager(strict=False)
+    assert "raises" in plugins.broken
+
+
+def test_load_plugins_env_selects_entry_points(monkeypatch):
+    monkeypatch.setenv("MCDM_LOAD_PLUGINS", "")
+    assert "toy_a" not in make_plugin_manager().modalities
+    monkeypatch.setenv("MCDM_LOAD_PLUGINS", "toy")
+    assert "toy_a" in make_plugin_manager().modalities
+
+
+def test_help_and_plugin_import_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from mcdm.cli import cli\n"
+        "import mcdm_toy\n"
+        "from mcdm.plugins import make_plugin_manager\n"
+        "make_plugin_manager(strict=True)\n"
+        "assert CliRunner().invoke(cli, ['--help']).exit_code == 0\n"
+        "heavy = sorted(m for m in ('torch', 'diffusers', 'cv2', 'controlnet_aux', 'open_clip') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
