@@ -88,6 +88,20 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
     click.echo(f"wrote {len(images)} image(s) to {out}")
 
 
+@cli.command()
+@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--resume", is_flag=True, help="Continue from the newest readable checkpoint in the run folder.")
+@friendly_errors
+def train(config, overrides, resume):
+    """Train one modality's denoiser (or the prior) from a YAML config; runs under accelerate launch too."""
+    from mcdm.config import load_config
+    from mcdm.train import TrainConfig, train as run_training
+
+    model = run_training(load_config(TrainConfig, config, overrides), resume=resume)
+    click.echo(f"trained model written to {model}")
+
+
 def _attach_optional_groups():
     """Command groups owned by subpackages (data, training, evaluation)."""
     from mcdm.data.cli import data

@@ -36,7 +36,6 @@ class DataConfig:
     size: int = 32
     length: int = 50_000  # training samples (the test split is disjoint; see mcdm.data)
     seed: int = 0
-    cache_dir: str = "~/.cache/mcdm"
 
 
 @dataclass
@@ -179,11 +178,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
 
 def open_training_data(config: DataConfig):
-    """The training split as a sequence of ``mcdm.data`` FaceSamples (memory-mapped cache, built once)."""
-    from mcdm.data.cache import CachedFaces
+    """The training split as a sequence of ``mcdm.data`` FaceSamples (rendered on demand, deterministic by index)."""
+    from mcdm.data.synthfaces import SynthFaces
 
-    return CachedFaces.open(size=config.size, length=config.length, seed=config.seed, split="train",
-                            cache_dir=Path(config.cache_dir).expanduser())
+    return SynthFaces(size=config.size, seed=config.seed, split="train", length=config.length)
 
 
 def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int):
