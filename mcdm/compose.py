@@ -17,7 +17,7 @@ import torch
 from mcdm.checkpoint import CHECKSUMS, LoadedModel, load_model, verify_checksums
 from mcdm.combine import TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
-from mcdm.errors import ConditionError, ConfigError, UnknownNameError
+from mcdm.errors import ConditionError, ConfigError, MCDMError, UnknownNameError
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import COMPOSITION_FILE, resolve
 from mcdm.predictor import ComposedEps, EpsModel, Term
@@ -97,7 +97,12 @@ class Composer:
             )
         prepared = {}
         for name, raw in conditions.items():
-            cond = self.modalities[name].prepare(raw, size=self.sample_size)
+            try:
+                cond = self.modalities[name].prepare(raw, size=self.sample_size)
+            except MCDMError:
+                raise
+            except Exception as exc:  # a plugin that did not validate its input: still name the input
+                raise ConditionError(f"{name}: cannot use {_short(raw)} ({type(exc).__name__}: {exc})") from exc
             if cond.is_floating_point() and not torch.isfinite(cond).all():
                 raise ConditionError(f"condition {name!r} contains NaN or infinite values")
             prepared[name] = cond
@@ -161,6 +166,11 @@ class Composer:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def _short(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def to_pil(images: torch.Tensor) -> list:

@@ -56,10 +56,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     condition_dropout: float = 0.1
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     sample_every: int = 1000
+    log_every: int = 25
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
 
@@ -106,7 +107,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         torch.set_num_threads(config.threads)
     out = Path(config.out).expanduser()
     accelerator = Accelerator(
-        mixed_precision=config.mixed_precision,
+        mixed_precision="no" if config.mixed_precision == "fp32" else config.mixed_precision,
         gradient_accumulation_steps=config.grad_accum,
         cpu=not torch.cuda.is_available(),
     )
@@ -156,7 +157,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         _ema_update(ema, accelerator.unwrap_model(model), config.ema_decay)
         state.step += 1
         bar.update(1)
-        if state.step % 25 == 0 or state.step == config.steps:
+        if state.step % config.log_every == 0 or state.step == config.steps:
             # .item() syncs, so it is read only on logging steps
             loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
             log.write(state.step, loss_value, lr_scheduler.get_last_lr()[0], time.perf_counter() - started)
@@ -226,7 +227,7 @@ def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: 
 
 
 def _validate(config: TrainConfig) -> None:
-    for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints"):
+    for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "log_every"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
     if not 0 <= config.condition_dropout < 1:

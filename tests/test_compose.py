@@ -187,3 +187,8 @@ def test_v_and_x0_models_are_converted_to_eps(make_model, plugins, prediction):
     else:
         expected = (x - abar.sqrt() * raw) / (1 - abar).sqrt()
     torch.testing.assert_close(model(x, t, cond), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_plugin_error_on_bad_input_still_names_the_modality(toy_composer):
+    with pytest.raises(ConditionError, match="toy_a: cannot use \\[\\[.not a number.\\]\\]"):
+        generate(toy_composer(names=("toy_a",)), {"toy_a": [["not a number"]]})

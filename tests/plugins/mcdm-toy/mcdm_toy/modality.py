@@ -4,6 +4,7 @@ import numpy as np
 import torch
 
 from mcdm.errors import ConditionError
+from mcdm.inputs import load_array
 from mcdm.modality import Modality
 
 
@@ -14,6 +15,8 @@ class GreyMapModality(Modality):
         self.name = name
 
     def prepare(self, raw, *, size: int) -> torch.Tensor:
+        if isinstance(raw, str):
+            raw = load_array(raw, modality=self.name) / 255.0
         array = np.asarray(raw, dtype=np.float32)
         if array.ndim == 3 and array.shape[-1] != 1:
             raise ConditionError(f"{self.name}: expected one channel, got {array.shape[-1]}")
@@ -25,3 +28,6 @@ class GreyMapModality(Modality):
     def denoiser_config(self, *, sample_size: int, image_channels: int) -> dict:
         return {"sample_size": sample_size, "image_channels": image_channels, "cond_channels": 1,
                 "block_out_channels": (8, 16), "layers_per_block": 1}
+
+    def condition_from_sample(self, sample, rng):
+        return sample.image.mean(axis=-1) / 255.0  # the image's grey levels
