@@ -89,6 +89,23 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
 
 
 @cli.command()
+@click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-demo.png"), show_default=True)
+@friendly_errors
+def demo(model, steps, seed, out):
+    """Compose the shipped models on held-out example inputs: one grid, every subset of the modalities."""
+    import time
+
+    from mcdm.demo import run_demo
+
+    started = time.perf_counter()
+    path = run_demo(model, out, steps=steps, seed=seed)
+    click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
+
+
+@cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--resume", is_flag=True, help="Continue from the newest readable checkpoint in the run folder.")

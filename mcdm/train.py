@@ -178,6 +178,27 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     return out / FINAL_MODEL
 
 
+def export_checkpoint(run: str | Path, out: str | Path, step: int | None = None) -> Path:
+    """Write the EMA weights of a run's checkpoint (the newest, or ``step``) as a model folder."""
+    from safetensors.torch import load_file
+
+    from mcdm.config import load_config
+    from mcdm.plugins import make_plugin_manager
+
+    run = Path(run).expanduser()
+    config = load_config(TrainConfig, run / "config.json")
+    checkpoints = sorted((run / CHECKPOINTS).glob("step-*"))
+    if step is not None:
+        checkpoints = [c for c in checkpoints if c.name == f"step-{step:07d}"]
+    if not checkpoints:
+        raise CheckpointError(f"no checkpoint{'' if step is None else f' at step {step}'} in {str(run)!r}")
+    plugins = make_plugin_manager()
+    modality = plugins.modality(config.modality) if config.modality else None
+    ema = _build_denoiser(plugins, modality, config)
+    ema.load_state_dict(load_file(checkpoints[-1] / "ema.safetensors"))
+    return save_model(out, ema, modality=config.modality, schedule_config=dict(config.schedule))
+
+
 def open_training_data(config: DataConfig):
     """The training split as a sequence of ``mcdm.data`` FaceSamples (rendered on demand, deterministic by index)."""
     from mcdm.data.synthfaces import SynthFaces

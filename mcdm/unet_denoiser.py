@@ -31,8 +31,8 @@ class ConcatUNetDenoiser(Denoiser):
         image_channels: int = 3,
         cond_channels: int = 0,
         block_out_channels: tuple[int, ...] = (32, 64, 64),
-        layers_per_block: int = 1,
-        attention: bool = False,
+        layers_per_block: int = 2,
+        attention: bool = True,
         **_: Any,
     ) -> "ConcatUNetDenoiser":
         depth = len(block_out_channels)

@@ -30,7 +30,8 @@ def make_model(tmp_path, plugins):
         torch.manual_seed(seed)
         cls = plugins.denoiser_class("unet")
         if modality is None:
-            config = {"sample_size": size, "image_channels": 3, "cond_channels": 0, "block_out_channels": (8, 16)}
+            config = {"sample_size": size, "image_channels": 3, "cond_channels": 0, "block_out_channels": (8, 16),
+                      "layers_per_block": 1, "attention": False}
         else:
             config = plugins.modality(modality).denoiser_config(sample_size=size, image_channels=3)
         denoiser = cls.build(**config)

@@ -27,7 +27,7 @@ class GreyMapModality(Modality):
 
     def denoiser_config(self, *, sample_size: int, image_channels: int) -> dict:
         return {"sample_size": sample_size, "image_channels": image_channels, "cond_channels": 1,
-                "block_out_channels": (8, 16), "layers_per_block": 1}
+                "block_out_channels": (8, 16), "layers_per_block": 1, "attention": False}
 
     def condition_from_sample(self, sample, rng):
         return sample.image.mean(axis=-1) / 255.0  # the image's grey levels
