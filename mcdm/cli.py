@@ -63,10 +63,14 @@ def plugins():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--num-images", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="Autocast precision of the networks (bf16/fp16 pay off on a GPU).")
+@click.option("--compile", "compile_models", is_flag=True, help="torch.compile the networks (GPU).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-out.png"), show_default=True,
               help="PNG file: one image, or a grid of all of them.")
 @friendly_errors
-def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, out):
+def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, precision, compile_models,
+             out):
     """Generate images from any subset of the composition's modalities."""
     conditions = parse_assignments(conds, "--cond")
     weight_values = {}
@@ -81,7 +85,7 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
     from mcdm.compose import Composer
     from mcdm.imageio import save_png_atomic, grid
 
-    composer = Composer.from_pretrained(model, overrides, device=device)
+    composer = Composer.from_pretrained(model, overrides, device=device, precision=precision, compile=compile_models)
     images = composer.generate(conditions, num_images=num_images, steps=steps, seed=seed,
                                scheduler=scheduler, weights=weight_values)
     save_png_atomic(grid(images), out)

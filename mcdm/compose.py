@@ -40,6 +40,7 @@ class Composer:
         plugins: PluginSet | None = None,
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
+        compile: bool = False,
     ):
         self.plugins = plugins or make_plugin_manager()
         self.device = torch.device(device)
@@ -55,6 +56,8 @@ class Composer:
         make_scheduler(scheduler, prior.schedule_config)  # fail now on an unknown scheduler name
         for model in (prior, *models.values()):
             model.denoiser.to(self.device)
+            if compile:  # worth it on a GPU; on a CPU the compile time rarely pays back
+                model.denoiser = torch.compile(model.denoiser)
         self.prior = EpsModel(prior, self.device)
         self.models = {name: EpsModel(m, self.device) for name, m in models.items()}
         self.modalities = {name: self.plugins.modality(name) for name in models}

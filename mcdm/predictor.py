@@ -26,7 +26,7 @@ class EpsModel:
         self.alphas_cumprod = alphas_cumprod(model.schedule_config).to(device=device, dtype=torch.float32)
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        out = self.denoiser(x_t, t, cond)
+        out = self.denoiser(x_t, t, cond).float()  # combine and step in fp32 even when the network ran in bf16/fp16
         if self.prediction is Prediction.EPSILON:
             return out
         return to_eps(out, x_t, self._abar(t, x_t), self.prediction)

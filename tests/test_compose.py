@@ -192,3 +192,19 @@ def test_v_and_x0_models_are_converted_to_eps(make_model, plugins, prediction):
 def test_a_plugin_error_on_bad_input_still_names_the_modality(toy_composer):
     with pytest.raises(ConditionError, match="toy_a: cannot use \\[\\[.not a number.\\]\\]"):
         generate(toy_composer(names=("toy_a",)), {"toy_a": [["not a number"]]})
+
+
+def test_bf16_autocast_stays_close_to_fp32(toy_composer):
+    fp32 = toy_composer(names=("toy_a",))
+    bf16 = toy_composer(names=("toy_a",), precision="bf16")
+    a = generate(fp32, {"toy_a": MAPS["toy_a"]}, steps=3)
+    b = generate(bf16, {"toy_a": MAPS["toy_a"]}, steps=3)
+    assert b.dtype == torch.float32 and torch.isfinite(b).all()
+    assert (a - b).abs().mean() < 0.1
+
+
+def test_unknown_precision_is_refused(toy_composer):
+    from mcdm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
+        toy_composer(names=("toy_a",), precision="fp8")
