@@ -113,9 +113,9 @@ class Composer:
 
     def generate_tensor(
         self,
-        conditions: Mapping[str, Any],
+        conditions: Mapping[str, Any] | Sequence[Mapping[str, Any]],
         *,
-        num_images: int = 1,
+        num_images: int | None = None,
         steps: int | None = None,
         seed: int = 0,
         scheduler: str | None = None,
@@ -123,43 +123,79 @@ class Composer:
         progress: bool = True,
         callback: StepCallback | None = None,
     ) -> torch.Tensor:
-        """Images as a (num_images, C, H, W) float tensor in [-1, 1], on the CPU."""
-        if num_images < 1:
-            raise ConfigError(f"num_images must be at least 1, got {num_images}")
-        for name in weights or {}:
-            if name not in conditions:
-                raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
-        prepared = self.prepare(conditions)
-        terms = [self._term(name, cond, num_images, (weights or {}).get(name)) for name, cond in prepared.items()]
-        predictor = ComposedEps(self.prior, terms)
+        """Images as a (num_images, C, H, W) float tensor in [-1, 1], on the CPU.
+
+        ``conditions`` is one mapping for all images (``num_images`` of them, default 1), or a sequence of
+        mappings, one per image, all naming the same modalities: every image is sampled in the same batch.
+        """
+        predictor = self.predictor(conditions, num_images=num_images, weights=weights)
+        size = predictor.batch_size
         sched = make_scheduler(scheduler or self.scheduler_name, self.schedule_config)
         generator = torch.Generator("cpu").manual_seed(seed)
         with self._autocast():
             x = sample(
-                predictor, sched, shape=(num_images, self.channels, self.sample_size, self.sample_size),
+                predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
                 steps=steps or self.default_steps, generator=generator, device=self.device,
                 progress=progress, callback=callback,
             )
         return x.float().clamp(-1, 1).cpu()
 
-    def generate(self, conditions: Mapping[str, Any], **kwargs: Any) -> list:
-        """Images as PIL images; keyword arguments as :meth:`generate_tensor`."""
+    def generate(self, conditions: Mapping[str, Any] | Sequence[Mapping[str, Any]], **kwargs: Any) -> list:
+        """Images as PIL images; arguments as :meth:`generate_tensor`."""
         return to_pil(self.generate_tensor(conditions, **kwargs))
 
-    def _term(self, name: str, cond: torch.Tensor, batch: int, weight: float | None) -> Term:
+    def predictor(
+        self,
+        conditions: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        *,
+        num_images: int | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> ComposedEps:
+        """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from."""
+        batch, shared = self._prepare_batch(conditions, num_images)
+        for name in weights or {}:
+            if name not in batch:
+                raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
+        terms = [self._term(name, cond, shared, (weights or {}).get(name)) for name, cond in batch.items()]
+        size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
+        return ComposedEps(self.prior, terms, batch_size=size)
+
+    def _prepare_batch(self, conditions, num_images: int | None) -> tuple[dict[str, torch.Tensor], bool]:
+        """Condition batches (B, ...) per modality, and whether every image shares one condition."""
+        if num_images is not None and num_images < 1:
+            raise ConfigError(f"num_images must be at least 1, got {num_images}")
+        if isinstance(conditions, Mapping):
+            count = num_images or 1
+            prepared = self.prepare(conditions)
+            return {n: c.unsqueeze(0).expand(count, *c.shape) for n, c in prepared.items()}, True
+        per_image = list(conditions)
+        if not per_image:
+            raise ConfigError("an empty list of conditions: give one mapping per image")
+        if num_images is not None and num_images != len(per_image):
+            raise ConfigError(f"num_images={num_images} but {len(per_image)} per-image conditions")
+        names = set(per_image[0])
+        for i, request in enumerate(per_image):
+            if set(request) != names:
+                raise ConfigError(f"image {i} names modalities {sorted(request)}, image 0 names {sorted(names)}: "
+                                  "every image of a batch must use the same modalities")
+        prepared = [self.prepare(request) for request in per_image]
+        return {n: torch.stack([p[n] for p in prepared]) for n in per_image[0]}, False
+
+    def _term(self, name: str, batch: torch.Tensor, shared: bool, weight: float | None) -> Term:
         setting = self.settings[name]
         modality = self.modalities[name]
-        cond = cond.to(self.device)
+        batch = batch.to(self.device)
         scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
-        weight_map = modality.weight_map(cond)
-        if weight_map is not None:  # broadcast (H, W) over batch and channels
-            scale = scale * weight_map.to(self.device, torch.float32)[None, None]
-        batched = cond.unsqueeze(0).expand(batch, *cond.shape)
+        conds = batch[:1] if shared else batch  # a shared condition's map is computed once and broadcast
+        maps = [modality.weight_map(c) for c in conds]
+        if maps[0] is not None:  # (B or 1, 1, H, W): broadcast over channels
+            scale = scale * torch.stack(maps).to(self.device, torch.float32)[:, None]
+        null = torch.stack([modality.null_condition(c) for c in conds]).expand_as(batch)
         return Term(
             name=name,
             model=self.models[name],
-            condition=batched,
-            null_condition=modality.null_condition(cond).unsqueeze(0).expand(batch, *cond.shape),
+            condition=batch,
+            null_condition=null,
             weight=scale,
             window=TimeWindow(setting.start, setting.end),
             baseline=setting.baseline,

@@ -57,9 +57,10 @@ class Term:
 class ComposedEps:
     """The composed predictor: prior + terms through :func:`mcdm.combine.combine`. It is itself a predictor."""
 
-    def __init__(self, prior: EpsModel, terms: list[Term]):
+    def __init__(self, prior: EpsModel, terms: list[Term], batch_size: int = 1):
         self.prior = prior
         self.terms = terms
+        self.batch_size = batch_size  # images per request: the sampler's batch
         self.num_train_timesteps = prior.num_train_timesteps
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

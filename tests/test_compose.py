@@ -12,7 +12,7 @@ from mcdm.combine import Baseline
 from mcdm.compose import Composer
 from mcdm.config import ModalityConfig
 from mcdm.errors import CheckpointError, ConditionError, IncompatibleModelsError, UnknownNameError
-from mcdm.predictor import ComposedEps, EpsModel, Term
+from mcdm.predictor import EpsModel
 
 MAPS = {name: np.random.default_rng(i).random((SIZE, SIZE)) for i, name in enumerate(("toy_a", "toy_b", "toy_c", "toy_d"))}
 
@@ -50,10 +50,9 @@ def test_composed_predictor_matches_eq12_with_real_models(toy_composer):
     composer = toy_composer()
     x = torch.randn(2, 3, SIZE, SIZE)
     t = torch.tensor(500)
-    conds = composer.prepare(MAPS)
-    terms = [composer._term(n, c, 2, None) for n, c in conds.items()]
-    got = ComposedEps(composer.prior, terms)(x, t)
-    eps = [composer.models[n](x, t, term.condition) for n, term in zip(conds, terms)]
+    predictor = composer.predictor(MAPS, num_images=2)
+    got = predictor(x, t)
+    eps = [composer.models[term.name](x, t, term.condition) for term in predictor.terms]
     expected = sum(eps) - (len(eps) - 1) * composer.prior(x, t, None)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
@@ -62,19 +61,18 @@ def test_own_baseline_batches_conditional_and_null_in_one_call(toy_composer):
     settings = {"toy_a": ModalityConfig(path="", baseline=Baseline.OWN)}
     composer = toy_composer(names=("toy_a",), settings=settings)
     x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor(300)
-    (cond,) = composer.prepare({"toy_a": MAPS["toy_a"]}).values()
-    term = composer._term("toy_a", cond, 2, None)
+    predictor = composer.predictor({"toy_a": MAPS["toy_a"]}, num_images=2)
+    (term,) = predictor.terms
     model = composer.models["toy_a"]
     expected = composer.prior(x, t, None) + model(x, t, term.condition) - model(x, t, term.null_condition)
-    torch.testing.assert_close(ComposedEps(composer.prior, [term])(x, t), expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(predictor(x, t), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_time_window_switches_a_modality_off(toy_composer):
     settings = {"toy_a": ModalityConfig(path="", start=0.0, end=0.0)}  # never speaks after t = 0
     composer = toy_composer(names=("toy_a",), settings=settings)
     x, t = torch.randn(1, 3, SIZE, SIZE), torch.tensor(700)
-    (cond,) = composer.prepare({"toy_a": MAPS["toy_a"]}).values()
-    out = ComposedEps(composer.prior, [composer._term("toy_a", cond, 1, None)])(x, t)
+    out = composer.predictor({"toy_a": MAPS["toy_a"]})(x, t)
     torch.testing.assert_close(out, composer.prior(x, t, None))
 
 
@@ -208,3 +206,22 @@ def test_unknown_precision_is_refused(toy_composer):
 
     with pytest.raises(ConfigError, match="unknown precision 'fp8'"):
         toy_composer(names=("toy_a",), precision="fp8")
+
+
+def test_per_image_conditions_match_one_request_per_image(toy_composer):
+    composer = toy_composer(names=("toy_a", "toy_b"))
+    requests = [{"toy_a": MAPS["toy_a"], "toy_b": MAPS["toy_b"]}, {"toy_a": MAPS["toy_c"], "toy_b": MAPS["toy_d"]}]
+    x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor(600)
+    together = composer.predictor(requests)(x, t)
+    for i, request in enumerate(requests):
+        alone = composer.predictor(request)(x[i : i + 1], t)
+        torch.testing.assert_close(together[i : i + 1], alone, rtol=1e-4, atol=1e-5)
+    assert generate(composer, requests, num_images=None).shape[0] == 2
+
+
+def test_per_image_conditions_must_name_the_same_modalities(toy_composer):
+    from mcdm.errors import ConfigError
+
+    composer = toy_composer(names=("toy_a", "toy_b"))
+    with pytest.raises(ConfigError, match="image 1 names modalities"):
+        composer.predictor([{"toy_a": MAPS["toy_a"]}, {"toy_b": MAPS["toy_b"]}])

@@ -65,3 +65,25 @@ def test_resized_with_nearest_so_no_new_labels_appear():
 def test_bad_masks(raw, message):
     with pytest.raises(ConditionError, match=message):
         SegmentationModality().prepare(raw, size=SIZE)
+
+
+def test_a_fully_unknown_mask_leaves_the_prior_alone_and_a_known_one_speaks(tmp_path):
+    """The weight map reaches the combiner: unknown pixels get weight 0, so an all-unknown mask changes nothing."""
+    from mcdm.checkpoint import load_model, save_model
+    from mcdm.compose import Composer
+    from mcdm.plugins import make_plugin_manager
+
+    plugins = make_plugin_manager(strict=True)
+    unet = plugins.denoiser_class("unet")
+    schedule = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}
+    small = {"block_out_channels": (8, 16), "layers_per_block": 1, "attention": False}
+    torch.manual_seed(0)
+    save_model(tmp_path / "prior", unet.build(sample_size=SIZE, **small), modality=None, schedule_config=schedule)
+    save_model(tmp_path / "seg", unet.build(sample_size=SIZE, cond_channels=CHANNELS, **small),
+               modality="segmentation", schedule_config=schedule)
+    composer = Composer(load_model(tmp_path / "prior", plugins), {"segmentation": load_model(tmp_path / "seg", plugins)},
+                        plugins=plugins, steps=3)
+    run = lambda conds: composer.generate_tensor(conds, num_images=2, seed=0, progress=False)  # noqa: E731
+    prior_only = run({})
+    assert torch.equal(run({"segmentation": np.full((SIZE, SIZE), UNKNOWN, np.uint8)}), prior_only)
+    assert (run({"segmentation": face_mask()}) - prior_only).abs().mean() > 1e-3
