@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from mcdm.data.captions import CAPTIONS_PER_SAMPLE, captions_for, describable, parse_caption, partial_caption
+from mcdm.data.synthfaces import SynthFaces
+
+
+@pytest.fixture(scope="module")
+def attributes() -> list:
+    faces = SynthFaces(size=32, seed=11, length=150)
+    return [faces.attributes(i) for i in range(len(faces))]
+
+
+def test_full_captions_state_every_describable_attribute_correctly(attributes):
+    for i, a in enumerate(attributes):
+        captions = captions_for(a, np.random.default_rng(i))
+        assert len(captions) == CAPTIONS_PER_SAMPLE
+        for caption in captions:
+            parsed = parse_caption(caption)
+            assert set(parsed) == set(describable(a)), caption
+            assert parsed == {name: getattr(a, name) for name in parsed}, caption
+
+
+def test_partial_captions_state_exactly_k_attributes(attributes):
+    for i, a in enumerate(attributes):
+        rng = np.random.default_rng(i)
+        for k in (1, 2, 3, 5):
+            caption = partial_caption(a, rng, k)
+            parsed = parse_caption(caption)
+            assert len(parsed) == k, caption
+            assert parsed == {name: getattr(a, name) for name in parsed}, caption
+
+
+def test_captions_are_deterministic_and_varied(attributes):
+    a = attributes[0]
+    assert captions_for(a, np.random.default_rng(5)) == captions_for(a, np.random.default_rng(5))
+    assert len(set(captions_for(a, np.random.default_rng(5)))) > 1
+
+
+def test_sample_captions_match_the_record():
+    for sample in SynthFaces(size=32, seed=2, length=5):
+        for caption in sample.captions:
+            parsed = parse_caption(caption)
+            assert parsed == {name: getattr(sample.attributes, name) for name in parsed}
+
+
+def test_caption_style():
+    a = SynthFaces(seed=0).attributes(0)
+    caption = captions_for(a, np.random.default_rng(0), n=1)[0]
+    subject = "woman" if a.gender == "female" else "man"
+    assert caption.split()[1] == subject and caption.endswith(".")
+
+
+def test_parse_reads_a_dataset_style_caption():
+    parsed = parse_caption("This woman has blond hair and wears eyeglasses. She is smiling.")
+    assert parsed == {"gender": "female", "hair_color": "blond", "eyeglasses": True, "smiling": True}
+    assert parse_caption("The man has grey hair and does not wear a hat.")["hat"] is False
+
+
+def test_partial_caption_needs_k_of_at_least_one(attributes):
+    with pytest.raises(ValueError, match="k"):
+        partial_caption(attributes[0], np.random.default_rng(0), 0)
