@@ -1,0 +1,191 @@
+"""A small CLIP built with open_clip's own classes from a config dict (never from the hub), and its files.
+
+A CLIP folder holds ``clip_config.json`` (open_clip's model config: ``embed_dim``, ``vision_cfg``,
+``text_cfg``) and ``model.safetensors``. The diffusion model only uses the text tower; it is saved on
+its own as a *text encoder folder*: ``config.json`` (``{"text_cfg": ...}``) and ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from mcdm.checkpoint import atomic_folder
+from mcdm.errors import CheckpointError, ConfigError
+from mcdm_text.tokens import CONTEXT_LENGTH, VOCAB_SIZE
+
+CLIP_CONFIG = "clip_config.json"
+WEIGHTS = "model.safetensors"
+TEXT_CONFIG = "config.json"
+
+TINY_CLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": 32, "patch_size": 4, "width": 128, "layers": 2, "head_width": 32},
+    "text_cfg": {"context_length": CONTEXT_LENGTH, "vocab_size": VOCAB_SIZE, "width": 128, "heads": 4, "layers": 2},
+}
+"""The default CLIP: a 2-layer ViT on 4x4 patches of 32x32 images and a 2-layer, 128-wide text transformer."""
+
+
+def clip_config(image_size: int = 32, **overrides: Any) -> dict:
+    """The default config with the vision tower sized for ``image_size`` and top-level keys replaced."""
+    config = copy.deepcopy(TINY_CLIP_CONFIG)
+    config["vision_cfg"]["image_size"] = image_size
+    config["vision_cfg"]["patch_size"] = max(1, image_size // 8)
+    config.update(copy.deepcopy(overrides))
+    return config
+
+
+def build_clip(config: dict):
+    """A freshly initialised ``open_clip.CustomTextCLIP`` (the text tower is ``model.text``) from a config dict."""
+    from open_clip import CustomTextCLIP
+
+    _check_clip_config(config)
+    return CustomTextCLIP(
+        embed_dim=int(config["embed_dim"]),
+        vision_cfg=dict(config["vision_cfg"]),
+        text_cfg=dict(config["text_cfg"]),
+        quick_gelu=bool(config.get("quick_gelu", False)),
+    )
+
+
+def build_text_encoder(text_cfg: dict, embed_dim: int = 0):
+    """An open_clip ``TextTransformer`` that also returns its per-token states (after ``ln_final``).
+
+    ``embed_dim`` only sizes the pooled projection, which the diffusion model never uses; 0 leaves it out
+    (a CLIP's projection weights are then skipped on load).
+    """
+    from open_clip.model import _build_text_tower
+
+    cfg = {**text_cfg, "output_tokens": True}
+    if not embed_dim:
+        cfg["proj_type"] = "none"
+    return _build_text_tower(embed_dim, cfg)
+
+
+def save_clip(model, config: dict, folder: str | os.PathLike, *, extra_files: dict[str, bytes] | None = None) -> Path:
+    """Write a CLIP folder atomically: ``clip_config.json`` + ``model.safetensors`` (plus ``extra_files``)."""
+    folder = Path(folder)
+    with atomic_folder(folder) as tmp:
+        save_file(_state_dict(model), tmp / WEIGHTS)
+        (tmp / CLIP_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        for name, data in (extra_files or {}).items():
+            (tmp / name).write_bytes(data)
+    return folder
+
+
+def read_clip_config(folder: str | os.PathLike) -> dict:
+    folder = Path(folder)
+    path = folder / CLIP_CONFIG
+    if not folder.is_dir():
+        raise CheckpointError(f"CLIP folder {str(folder)!r} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"{str(folder)!r} is not a CLIP folder: {CLIP_CONFIG} is missing")
+    return _read_json(path)
+
+
+def load_clip(folder: str | os.PathLike) -> tuple[Any, dict]:
+    """Read what :func:`save_clip` wrote: ``(model, config)``; the model in eval mode. Safetensors only."""
+    folder = Path(folder)
+    config = read_clip_config(folder)
+    model = build_clip(config)
+    _load_into(model, _read_weights(folder), folder, strict=True)
+    return model.eval(), config
+
+
+def load_clip_text_encoder(folder: str | os.PathLike):
+    """Only the text tower of the CLIP in ``folder`` (as :func:`build_text_encoder` makes it), frozen."""
+    folder = Path(folder)
+    config = read_clip_config(folder)
+    encoder = build_text_encoder(config["text_cfg"])
+    weights = {k[len("text."):]: v for k, v in _read_weights(folder).items() if k.startswith("text.")}
+    weights = {k: v for k, v in weights.items() if not k.startswith("text_projection")}
+    _load_into(encoder, weights, folder, strict=True)
+    return freeze(encoder)
+
+
+def save_text_encoder(encoder, text_cfg: dict, folder: str | os.PathLike) -> None:
+    """Write a text encoder folder (not atomic by itself: it is written inside an atomic model folder)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(_state_dict(encoder), folder / WEIGHTS)
+    (folder / TEXT_CONFIG).write_text(json.dumps({"text_cfg": text_cfg}, indent=2) + "\n")
+
+
+def load_text_encoder(folder: str | os.PathLike) -> tuple[Any, dict]:
+    """Read what :func:`save_text_encoder` wrote: ``(frozen encoder, text_cfg)``."""
+    folder = Path(folder)
+    path = folder / TEXT_CONFIG
+    if not path.is_file():
+        raise CheckpointError(f"{str(folder)!r} is not a text encoder folder: {TEXT_CONFIG} is missing")
+    text_cfg = _read_json(path).get("text_cfg")
+    if not isinstance(text_cfg, dict):
+        raise CheckpointError(f"{str(path)!r} has no 'text_cfg' object")
+    encoder = build_text_encoder(text_cfg)
+    _load_into(encoder, _read_weights(folder), folder, strict=True)
+    return freeze(encoder), text_cfg
+
+
+def freeze(module):
+    """Eval mode, no gradients: the text encoder is never trained with the UNet."""
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+def count_parameters(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def images_to_tensor(images: np.ndarray | list[np.ndarray]) -> torch.Tensor:
+    """uint8 images ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` in [-1, 1], the CLIP's input."""
+    array = np.stack(images) if isinstance(images, list) else np.asarray(images)
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _check_clip_config(config: dict) -> None:
+    missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in config]
+    if missing:
+        raise ConfigError(f"CLIP config lacks {', '.join(missing)}; expected open_clip's model config keys")
+    if int(config["text_cfg"].get("vocab_size", VOCAB_SIZE)) < VOCAB_SIZE:
+        raise ConfigError(f"CLIP text_cfg.vocab_size must be at least {VOCAB_SIZE} (open_clip's tokenizer)")
+
+
+def _state_dict(module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{str(path)!r} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{str(path)!r} does not hold a JSON object")
+    return value
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"{str(folder)!r} has no {WEIGHTS} (pickled checkpoints are not loaded)")
+    try:
+        return load_file(path)
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise CheckpointError(f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def _load_into(module, weights: dict[str, torch.Tensor], folder: Path, *, strict: bool) -> None:
+    try:
+        module.load_state_dict(weights, strict=strict)
+    except RuntimeError as exc:
+        raise CheckpointError(f"the weights in {str(folder)!r} do not fit their config: {exc}") from exc

@@ -1,0 +1,98 @@
+"""The small CLIP: safetensors round trip, contrastive training that checkpoints and resumes, retrieval check."""
+
+import csv
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mcdm.errors import CheckpointError, ConfigError
+from mcdm_text.clip import build_clip, clip_config, count_parameters, load_clip, save_clip
+from mcdm_text.tokens import tokenize_batch
+from mcdm_text.train_clip import main, retrieval_accuracy, train_clip
+from text_fixtures import one_thread, tiny_clip_config  # noqa: F401  (fixtures)
+
+FAST = {"batch_size": 8, "checkpoint_every": 2, "train_length": 64, "warmup": 1, "lr_schedule": "constant",
+        "progress": False}
+
+
+def losses(run):
+    with open(run / "loss.csv") as f:
+        return [(int(r["step"]), r["loss"]) for r in csv.DictReader(f)]
+
+
+def test_save_and_load_clip_round_trip(tmp_path, tiny_clip_config):
+    torch.manual_seed(0)
+    model = build_clip(tiny_clip_config).eval()
+    folder = save_clip(model, tiny_clip_config, tmp_path / "clip")
+    assert sorted(p.name for p in folder.iterdir()) == ["clip_config.json", "model.safetensors"]
+    loaded, config = load_clip(folder)
+    assert config == tiny_clip_config
+    images, tokens = torch.rand(2, 3, 32, 32) * 2 - 1, tokenize_batch(["She is smiling.", "He has a beard."])
+    with torch.no_grad():
+        assert torch.equal(loaded.encode_image(images), model.encode_image(images))
+        assert torch.equal(loaded.encode_text(tokens), model.encode_text(tokens))
+
+
+def test_loading_refuses_missing_and_mismatched_files(tmp_path, tiny_clip_config):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_clip(tmp_path / "nowhere")
+    folder = save_clip(build_clip(tiny_clip_config), tiny_clip_config, tmp_path / "clip")
+    (folder / "clip_config.json").write_text(json.dumps({**tiny_clip_config, "embed_dim": 48}))
+    with pytest.raises(CheckpointError, match="do not fit their config"):
+        load_clip(folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="no model.safetensors"):
+        load_clip(folder)
+
+
+def test_default_clip_is_small_with_a_128_wide_two_layer_text_transformer():
+    config = clip_config()
+    assert config["text_cfg"] == {"context_length": 64, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2}
+    model = build_clip(config)
+    assert count_parameters(model) < 8_000_000  # 6.3 M of it is the 49408-token embedding
+
+
+def test_training_writes_a_loadable_clip_and_a_loss_log(tmp_path, tiny_clip_config):
+    folder = train_clip(tmp_path / "run", 3, config=tiny_clip_config, **FAST)
+    model, config = load_clip(folder)
+    assert config == tiny_clip_config
+    assert [s for s, _ in losses(tmp_path / "run")] == [1, 2, 3]
+    trainer = json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())
+    assert trainer["step"] == 3
+    accuracy = retrieval_accuracy(model, batch_size=16, batches=1)
+    assert 0.0 <= accuracy <= 1.0
+
+
+def test_resumed_run_repeats_the_uninterrupted_one(tmp_path, tiny_clip_config):
+    whole = tmp_path / "whole"
+    train_clip(whole, 6, config=tiny_clip_config, **FAST)
+    split = tmp_path / "split"
+    train_clip(split, 4, config=tiny_clip_config, **FAST)
+    with open(split / "loss.csv", "a") as f:  # a row logged after the last checkpoint, before a crash
+        f.write("5,9.999,0,0\n")
+    train_clip(split, 6, config=tiny_clip_config, **FAST)
+    assert losses(split) == losses(whole) and [s for s, _ in losses(split)] == [1, 2, 3, 4, 5, 6]
+    a, b = load_file(whole / "clip" / "model.safetensors"), load_file(split / "clip" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path, tiny_clip_config):
+    train_clip(tmp_path / "run", 2, config=tiny_clip_config, **FAST)
+    with pytest.raises(ConfigError, match="batch_size=8, this run asks for batch_size=4"):
+        train_clip(tmp_path / "run", 4, config=tiny_clip_config, **{**FAST, "batch_size": 4})
+
+
+def test_the_loss_goes_down_on_a_small_training_set(tmp_path, tiny_clip_config):
+    settings = {**FAST, "train_length": 8, "checkpoint_every": 100}
+    train_clip(tmp_path / "run", 30, config=tiny_clip_config, lr=2e-3, **settings)
+    values = [float(v) for _, v in losses(tmp_path / "run")]
+    assert sum(values[-5:]) / 5 < sum(values[:5]) / 5 - 0.1
+
+
+def test_command_line_entry(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "run"), "--steps", "1", "--batch-size", "4", "--eval-batches", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "caption->image top-1 among 64" in out and "CLIP written to" in out
+    load_clip(tmp_path / "run" / "clip")
