@@ -28,6 +28,7 @@ from mcdm.errors import CheckpointError, ConfigError
 
 CHECKPOINTS = "checkpoints"
 FINAL_MODEL = "model"
+CACHE_FROM = 5_000  # datasets at least this long are cached on disk rather than rendered per batch
 
 
 @dataclass
@@ -200,10 +201,17 @@ def export_checkpoint(run: str | Path, out: str | Path, step: int | None = None)
 
 
 def open_training_data(config: DataConfig):
-    """The training split as a sequence of ``mcdm.data`` FaceSamples (rendered on demand, deterministic by index)."""
+    """The training split as a sequence of ``mcdm.data`` FaceSamples.
+
+    Small runs render on demand; large ones memory-map the dataset cache (built once, shared by every run,
+    sample for sample the same faces), so rendering does not slow each step.
+    """
+    from mcdm.data.cache import load_or_build_cache
     from mcdm.data.synthfaces import SynthFaces
 
-    return SynthFaces(size=config.size, seed=config.seed, split="train", length=config.length)
+    if config.length < CACHE_FROM:
+        return SynthFaces(size=config.size, seed=config.seed, split="train", length=config.length)
+    return load_or_build_cache(config.size, config.length, config.seed, "train")
 
 
 def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int):
