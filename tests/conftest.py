@@ -3,6 +3,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+# The test models are tiny: one thread is as fast as two, and much faster when other work shares the cores.
+torch.set_num_threads(1)
 
 SIZE = 16
 
