@@ -12,11 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mcdm.atomic import atomic_folder
 from mcdm.errors import CheckpointError
 from mcdm.schedule import ModelSignature, Prediction, alphas_cumprod
 
@@ -119,31 +118,6 @@ def load_model(folder: str | os.PathLike, plugins, *, name: str | None = None, d
         schedule_config=json.loads(schedule_path.read_text()),
         space=manifest.get("space", "pixel"),
     )
-
-
-class atomic_folder:
-    """Context manager: yields a temporary sibling folder, renamed onto ``target`` only on success."""
-
-    def __init__(self, target: Path):
-        self.target = Path(target)
-
-    def __enter__(self) -> Path:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", dir=self.target.parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        old = None
-        if self.target.exists():
-            old = self.target.with_name(f".{self.target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self.target, old)
-        os.replace(self.tmp, self.target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_checksums(folder: str | os.PathLike) -> Path:

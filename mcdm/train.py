@@ -23,7 +23,8 @@ import torch
 from omegaconf import MISSING
 from tqdm.auto import tqdm
 
-from mcdm.checkpoint import atomic_folder, save_model
+from mcdm.atomic import atomic_folder
+from mcdm.checkpoint import save_model
 from mcdm.errors import CheckpointError, ConfigError
 
 CHECKPOINTS = "checkpoints"

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from conftest import SIZE
-from mcdm.checkpoint import CheckpointError, atomic_folder, load_model, verify_checksums, write_checksums
+from mcdm.atomic import atomic_folder
+from mcdm.checkpoint import CheckpointError, load_model, verify_checksums, write_checksums
 
 
 def test_round_trip_gives_the_same_outputs(make_model, plugins):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcdm.data.atomic import atomic_directory
+from mcdm.atomic import atomic_folder
 from mcdm.data.attributes import ATTRIBUTE_DTYPE, attributes_to_records, record_to_attributes
 from mcdm.data.parallel import Chunk, chunks, map_chunks
 from mcdm.data.sample import FaceSample
@@ -78,7 +78,7 @@ def load_or_build_cache(
     path = root / f"v{DATASET_VERSION}-size{size}-n{n}-seed{seed}-{split}"
     if not (path / "captions.json").exists():
         try:
-            with atomic_directory(path) as tmp:
+            with atomic_folder(path, replace=False) as tmp:
                 _build(faces, tmp, workers, progress)
         except FileExistsError:
             pass  # another process finished the same cache first; theirs is identical

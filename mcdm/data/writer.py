@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from mcdm.data.adapters import celebamask_hq, folder, mm_celeba_hq
-from mcdm.data.atomic import atomic_directory
+from mcdm.atomic import atomic_folder
 from mcdm.data.labels import LABELS
 from mcdm.data.parallel import Chunk, chunks, map_chunks
 from mcdm.data.render import MAX_SIZE, MIN_SIZE
@@ -84,7 +84,7 @@ def write_synthfaces(
         raise FileExistsError(f"{out} already exists and is not an empty directory")
 
     n_test = int(round(n * test_fraction))
-    with atomic_directory(out) as tmp:
+    with atomic_folder(out, replace=False) as tmp:
         job = _Job(tmp, size, seed, n - n_test, n_test, layout, image_format)
         attributes: dict[str, Any] = {}
         for written in map_chunks(partial(_write_chunk, job), chunks(n, 64), workers, progress, "writing synthfaces"):

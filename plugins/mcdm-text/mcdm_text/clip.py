@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from mcdm.checkpoint import atomic_folder
+from mcdm.atomic import atomic_folder
 from mcdm.errors import CheckpointError, ConfigError
 from mcdm_text.tokens import CONTEXT_LENGTH, VOCAB_SIZE
 

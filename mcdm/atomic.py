@@ -1,0 +1,42 @@
+"""Writing a folder all at once: build it under a temporary name beside the target, then rename it into place.
+
+A crash, an exception or Ctrl-C leaves the previous folder (or none), never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_folder(target: str | os.PathLike, *, replace: bool = True) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; on success it becomes ``target``.
+
+    ``replace=True`` swaps out an existing ``target``; ``replace=False`` allows ``target`` only as an empty
+    folder and otherwise raises FileExistsError (another process finished the same work first).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+    tmp.mkdir()  # unlike tempfile.mkdtemp, honours the umask: the result is readable like any folder
+    try:
+        yield tmp
+        old = None
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        elif target.exists():
+            if not replace:
+                raise FileExistsError(f"{target} appeared while it was being written")
+            old = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.old")
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
