@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from tqdm.auto import tqdm
 
 from mcdm.compose import Composer
 from mcdm.imageio import save_png_atomic
@@ -46,16 +47,20 @@ def run_demo(model: str = "synthfaces-32", out: Path = Path("mcdm-demo.png"), *,
     font = ImageFont.load_default(size=11)
     for column, header in enumerate(headers):
         draw.text((column * CELL + 4, 8), header, fill="black", font=font)
+    inputs = [example_inputs(face, modalities) for face in faces]
+    missing = [f"{face.name}/{m}" for face, given in zip(faces, inputs) for m in modalities if m not in given]
+    if missing:
+        raise FileNotFoundError(f"example inputs missing: {', '.join(missing)}")
     for row, face in enumerate(faces):
-        inputs = example_inputs(face, modalities)
-        tiles = [_input_tile(name, inputs.get(name), font) for name in modalities]
-        tiles.append(_image_tile(face / "reference.png"))
-        for subset in subsets:
-            given = {name: inputs[name] for name in subset if name in inputs}
-            (image,) = composer.generate(given, num_images=1, steps=steps, seed=seed + row, progress=progress)
-            tiles.append(image.resize((CELL, CELL), Image.NEAREST))
+        tiles = [_input_tile(name, inputs[row][name], font) for name in modalities] + [_image_tile(face / "reference.png")]
         for column, tile in enumerate(tiles):
             sheet.paste(tile, (column * CELL, HEADER + row * CELL))
+    for column, subset in enumerate(tqdm(subsets, desc="demo", disable=not progress), start=len(modalities) + 1):
+        # every face of one subset in one batch, one sample each
+        images = composer.generate([{name: given[name] for name in subset} for given in inputs], steps=steps,
+                                   seed=seed, progress=False)
+        for row, image in enumerate(images):
+            sheet.paste(image.resize((CELL, CELL), Image.NEAREST), (column * CELL, HEADER + row * CELL))
     return save_png_atomic(sheet, out)
 
 
@@ -70,19 +75,14 @@ def _image_tile(path: Path) -> Image.Image:
 
 
 def _input_tile(name: str, value: object, font) -> Image.Image:
-    """A picture of one input: label maps in the CelebAMask-HQ palette (unknown white), text wrapped."""
-    if value is None:
-        return Image.new("RGB", (CELL, CELL), "lightgray")
+    """A picture of one input: label maps in the CelebAMask-HQ palette (unknown grey), text wrapped."""
     if isinstance(value, str) and not value.endswith(".png"):
         tile = Image.new("RGB", (CELL, CELL), "white")
         ImageDraw.Draw(tile).multiline_text((3, 3), textwrap.fill(value, 17), fill="black", font=font, spacing=1)
         return tile
     image = Image.open(value)
     if name == "segmentation":
-        from mcdm.data.labels import UNKNOWN, colorize_mask
+        from mcdm.data.labels import colorize_mask
 
-        ids = np.asarray(image)
-        colours = colorize_mask(np.where(ids == UNKNOWN, 0, ids))
-        colours[ids == UNKNOWN] = 255
-        image = Image.fromarray(colours)
+        image = Image.fromarray(colorize_mask(np.asarray(image)))
     return image.convert("RGB").resize((CELL, CELL), Image.NEAREST)
