@@ -8,7 +8,7 @@ python3 -m venv .venv
 packages=(torch==2.14.1 torchvision==0.29.1 -e . -e plugins/mcdm-sketch -e plugins/mcdm-segmentation -e plugins/mcdm-text)
 if [[ "${1:-}" == "--test" ]]; then
   packages=(torch==2.14.1 torchvision==0.29.1 -e ".[test]" -e plugins/mcdm-sketch -e plugins/mcdm-segmentation
-            -e plugins/mcdm-text -e tests/plugins/mcdm-toy)
+            -e plugins/mcdm-text -e tests/plugins/mcdm-toy -e examples/plugins/mcdm-thumbnail)
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "${packages[@]}"
