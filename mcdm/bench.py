@@ -145,3 +145,34 @@ def plot(timings: Sequence[Timing], path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+SAMPLER_SETTINGS = (("ddpm", 1000), ("ddim", 50), ("dpm++", 20), ("dpm++", 10))
+
+
+def steps_vs_quality(composer: Composer, judges, *, n: int, settings=SAMPLER_SETTINGS, seed: int = 0) -> list[dict]:
+    """The evaluation figures of the full composition under each (scheduler, steps), with its sampling time."""
+    from mcdm.eval.evaluate import Row, evaluate
+
+    everything = [Row(" + ".join(composer.models), tuple(composer.models))]
+    rows = []
+    for scheduler, steps in settings:
+        started = time.perf_counter()
+        result = evaluate(composer, judges, everything, n=n, steps=steps, scheduler=scheduler, seed=seed,
+                          progress=False)
+        rows.append({"scheduler": scheduler, "steps": steps, "n": n, "seconds": time.perf_counter() - started,
+                     **result["rows"][0]["figures"]})
+    return rows
+
+
+def quality_markdown(rows: Sequence[dict]) -> str:
+    """Each setting's figures and their change relative to the first (the reference, e.g. DDPM 1000 steps)."""
+    from mcdm.eval.evaluate import FIGURES
+
+    reference = rows[0]
+    lines = ["| sampler | steps | " + " | ".join(FIGURES) + " | seconds |", "|---|---|" + "---|" * (len(FIGURES) + 1)]
+    for row in rows:
+        cells = [f"{row[f]:.3f} ({100 * (row[f] / reference[f] - 1):+.1f}%)" if reference[f] else f"{row[f]:.3f}"
+                 for f in FIGURES]
+        lines.append(f"| {row['scheduler']} | {row['steps']} | " + " | ".join(cells) + f" | {row['seconds']:.0f} |")
+    return "\n".join(lines) + f"\n\n{rows[0]['n']} held-out faces per setting; changes relative to the first row.\n"

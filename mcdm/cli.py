@@ -139,9 +139,12 @@ def evaluate(model, judges, n, steps, scheduler, seed, out):
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--scheduler", default="ddim", show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--quality-n", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also score the full composition under DDPM 1000, DDIM 50, DPM++ 20 and 10 on this many faces.")
+@click.option("--judges", default="judges-32", show_default=True, help="Judges for --quality-n.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-bench"), show_default=True)
 @friendly_errors
-def bench(model, batch_sizes, steps, scheduler, repeats, out):
+def bench(model, batch_sizes, steps, scheduler, repeats, quality_n, judges, out):
     """Sampling speed for N = 0..3 modalities against a hand-written loop making the same network calls."""
     from mcdm.bench import bench as run_bench, machine, markdown, plot
     from mcdm.compose import Composer
@@ -162,6 +165,15 @@ def bench(model, batch_sizes, steps, scheduler, repeats, out):
                                                 "timings": [t.row() for t in timings]}, indent=2) + "\n")
     plot(timings, out / "latency.png")
     click.echo(f"wrote {out / 'bench.md'}, {out / 'bench.json'} and {out / 'latency.png'}")
+    if quality_n:
+        from mcdm.bench import quality_markdown, steps_vs_quality
+        from mcdm.eval.judges import Judges
+        from mcdm.pretrained import resolve
+
+        rows = steps_vs_quality(composer, Judges.load(resolve(judges)), n=quality_n)
+        (out / "quality.md").write_text(quality_markdown(rows))
+        (out / "quality.json").write_text(json.dumps(rows, indent=2) + "\n")
+        click.echo(quality_markdown(rows))
 
 
 @cli.command()

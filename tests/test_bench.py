@@ -23,3 +23,17 @@ def test_bench_times_every_prefix_and_batch(toy_composer):
     assert [(len(t.modalities), t.batch_size) for t in timings] == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2)]
     assert all(t.mcdm_seconds > 0 and t.floor_seconds > 0 for t in timings)
     assert "| toy_a + toy_b | 2 | 2 |" in markdown(timings, machine(), "mcdm bench")
+
+
+def test_steps_vs_quality_scores_each_setting(make_model, plugins):
+    from mcdm.bench import quality_markdown, steps_vs_quality
+    from mcdm.checkpoint import load_model
+    from mcdm.compose import Composer
+    from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
+
+    composer = Composer(load_model(make_model(None, size=32), plugins),
+                        {"toy_a": load_model(make_model("toy_a", size=32), plugins)}, plugins=plugins)
+    judges = Judges(ParsingJudge.build(), AttributeJudge.build())
+    rows = steps_vs_quality(composer, judges, n=2, settings=(("ddim", 3), ("dpm++", 2)))
+    assert [(r["scheduler"], r["steps"], r["n"]) for r in rows] == [("ddim", 3, 2), ("dpm++", 2, 2)]
+    assert "| dpm++ | 2 |" in quality_markdown(rows)

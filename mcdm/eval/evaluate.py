@@ -66,9 +66,13 @@ def held_out_faces(n: int, size: int, seed: int = 0) -> list[FaceSample]:
     return list(SynthFaces(size=size, seed=seed, split="test", length=n))
 
 
-def face_inputs(face: FaceSample) -> dict[str, object]:
-    """The raw inputs a held-out face gives each modality."""
-    return {"sketch": face.sketch, "segmentation": face.mask, "text": face.captions[0]}
+def face_inputs(face: FaceSample, composer, modalities: Sequence[str]) -> dict[str, object]:
+    """The raw inputs a held-out face gives each modality: the whole sketch, the whole mask, the first caption;
+    any other modality reads the face through its own ``condition_from_sample`` (seeded, so every row agrees)."""
+    builtin = {"sketch": face.sketch, "segmentation": face.mask, "text": face.captions[0]}
+    rng = np.random.default_rng(0)
+    return {m: builtin[m] if m in builtin else composer.modalities[m].condition_from_sample(face, rng)
+            for m in modalities}
 
 
 def score(images: np.ndarray, faces: Sequence[FaceSample], judges: Judges) -> dict[str, float]:
@@ -92,7 +96,7 @@ def generate_row(composer, row: Row, faces: Sequence[FaceSample], *, steps: int 
     for b, start in enumerate(range(0, len(faces), batch_size)):
         chunk = faces[start : start + batch_size]
         if row.modalities:
-            conditions = [{m: face_inputs(face)[m] for m in row.modalities} for face in chunk]
+            conditions = [face_inputs(face, composer, row.modalities) for face in chunk]
             out = composer.generate_tensor(conditions, steps=steps, scheduler=scheduler, seed=seed + b,
                                            weights=dict(row.weights) or None, progress=False)
         else:
