@@ -119,7 +119,7 @@ def demo(model, steps, seed, out):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
 @friendly_errors
 def evaluate(model, judges, n, steps, scheduler, seed, out):
-    """Score every subset of the modalities on held-out faces with the judges; write a table and samples."""
+    """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
     from mcdm.eval.evaluate import evaluate as run_evaluation, markdown_table, standard_rows, write_results
     from mcdm.eval.judges import Judges

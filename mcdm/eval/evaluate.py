@@ -135,8 +135,16 @@ def markdown_table(results: dict) -> str:
         f"{results['scheduler']} steps, seed {results['seed']}.\n"
 
 
-def write_results(results: dict, out: Path) -> None:
+def write_results(results: dict, out: Path, examples: int = 8) -> None:
+    """results.json, results.md and samples.png (one line per row: its first ``examples`` samples)."""
+    from PIL import Image
+
+    from mcdm.imageio import grid, save_png_atomic
+
     out.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in results.items() if k != "samples"}
     (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
     (out / "results.md").write_text(markdown_table(results))
+    tiles = [Image.fromarray(image) for images in results["samples"].values() for image in images[:examples]]
+    columns = min(examples, min(len(images) for images in results["samples"].values()))
+    save_png_atomic(grid(tiles, columns=columns), out / "samples.png")

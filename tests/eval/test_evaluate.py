@@ -54,6 +54,7 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["n"] == 3 and "samples" not in saved
     assert "3 held-out faces per row" in markdown_table(results)
+    assert (tmp_path / "out" / "samples.png").is_file()
 
 
 def test_eval_command(composition, tmp_path):
