@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from mcdm.checkpoint import load_model
 from mcdm.config import load_config
 from mcdm.errors import ConfigError
+from mcdm.plugins import make_plugin_manager
 from mcdm.train import TrainConfig, train
 
 TINY = [
@@ -48,7 +49,7 @@ def test_resumed_run_repeats_the_uninterrupted_one(tmp_path, modality):
     a, b = ema_weights(whole, 6), ema_weights(split, 6)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert losses(whole) == losses(split)
-    model = load_model(whole / "model", __import__("mcdm.plugins").plugins.make_plugin_manager())
+    model = load_model(whole / "model", make_plugin_manager())
     assert model.modality == modality
 
 

@@ -7,7 +7,8 @@ import torch
 import yaml
 from click.testing import CliRunner
 
-from mcdm.checkpoint import load_model, save_model
+from mcdm.checkpoint import save_model
+from mcdm.cli import cli
 from mcdm.compose import Composer
 from mcdm.eval.evaluate import FIGURES, evaluate, markdown_table, standard_rows, write_results
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
@@ -59,7 +60,7 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
 
 def test_eval_command(composition, tmp_path):
     result = CliRunner().invoke(
-        __import__("mcdm.cli").cli.cli,
+        cli,
         ["eval", "--model", str(composition), "--judges", str(composition / "judges"), "--n", "2",
          "--out", str(tmp_path / "ev")],
     )
