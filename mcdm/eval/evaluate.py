@@ -119,6 +119,7 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
         samples[row.name] = images
         results["rows"].append(asdict(RowResult(row.name, row.modalities, n, score(images, faces, judges))))
     results["samples"] = samples
+    results["real"] = real
     return results
 
 
@@ -136,15 +137,40 @@ def markdown_table(results: dict) -> str:
 
 
 def write_results(results: dict, out: Path, examples: int = 8) -> None:
-    """results.json, results.md and samples.png (one line per row: its first ``examples`` samples)."""
+    """results.json, results.md, samples.png (one line per row: its first ``examples`` samples) and
+    composed_vs_real.png (up to 64 samples of the row with the most modalities beside as many real faces)."""
     from PIL import Image
 
     from mcdm.imageio import grid, save_png_atomic
 
     out.mkdir(parents=True, exist_ok=True)
-    public = {k: v for k, v in results.items() if k != "samples"}
+    public = {k: v for k, v in results.items() if k not in ("samples", "real")}
     (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
     (out / "results.md").write_text(markdown_table(results))
     tiles = [Image.fromarray(image) for images in results["samples"].values() for image in images[:examples]]
     columns = min(examples, min(len(images) for images in results["samples"].values()))
     save_png_atomic(grid(tiles, columns=columns), out / "samples.png")
+    widest = max(results["rows"], key=lambda row: len(row["modalities"]))
+    save_png_atomic(side_by_side(results["samples"][widest["name"]][:64], results["real"][:64],
+                                 labels=(widest["name"], "real held-out faces")), out / "composed_vs_real.png")
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str], scale: int = 2):
+    """Two square grids of uint8 images (N, H, W, 3), each under its label, on one white sheet."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from mcdm.imageio import grid
+
+    columns = int(np.ceil(np.sqrt(len(left))))
+    sheets = [grid([Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST)
+                    for image in images], columns=columns) for images in (left, right)]
+    header, gap = 20, 16
+    width = sum(sheet.width for sheet in sheets) + gap
+    canvas = Image.new("RGB", (width, header + max(sheet.height for sheet in sheets)), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for sheet, label in zip(sheets, labels):
+        draw.text((x + 4, 4), label, fill="black", font=ImageFont.load_default(size=12))
+        canvas.paste(sheet, (x, header))
+        x += sheet.width + gap
+    return canvas

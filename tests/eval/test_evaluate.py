@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from PIL import Image
 
 from mcdm.checkpoint import save_model
 from mcdm.cli import cli
@@ -53,9 +54,11 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     assert all(images.shape == (3, 32, 32, 3) for images in results["samples"].values())
     write_results(results, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["n"] == 3 and "samples" not in saved
+    assert saved["n"] == 3 and "samples" not in saved and "real" not in saved
     assert "3 held-out faces per row" in markdown_table(results)
     assert (tmp_path / "out" / "samples.png").is_file()
+    with Image.open(tmp_path / "out" / "composed_vs_real.png") as sheet:  # two grids of 2x2 tiles of 64 px
+        assert sheet.width > 4 * 64 and sheet.height > 2 * 64
 
 
 def test_eval_command(composition, tmp_path):
