@@ -1,0 +1,178 @@
+"""Write MODEL_CARD.md of a shipped composition from its training records and an evaluation of the folder itself.
+
+    mcdm eval --model pretrained/synthfaces-32 --n 128 --out EVAL_DIR
+    python scripts/write_model_card.py --composition pretrained/synthfaces-32 --eval EVAL_DIR \\
+        --eval-command "mcdm eval --model pretrained/synthfaces-32 --n 128 --out EVAL_DIR" --hardware "..."
+
+Every figure in the card is read from those files: the training configs, logs and summaries that
+``scripts/package_pretrained.py`` copied beside each model, the CLIP's trainer record, and ``results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+from safetensors import safe_open
+
+from mcdm.checkpoint import write_checksums
+from mcdm.eval.evaluate import FIGURE_OF, markdown_table
+
+TARGETS = {"mask_iou": 0.75, "edge_f1": 0.6, "attribute_accuracy": 0.85}
+CEILING_SHARE = 0.9  # the segmentation target may instead be 90% of the judge's ceiling
+HALF_CHECK = "float16-check.json"
+WITHIN = 0.10  # composed figures must stay within 10% of the single model's own
+
+
+def parameters(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*.safetensors"):
+        with safe_open(path, "pt") as f:
+            total += sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
+    return total
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def training_legs(log: Path) -> tuple[int, float, int]:
+    """(last step, wall seconds summed over the run's legs, number of legs) from a training log.csv.
+
+    Each resume restarts the clock, so a drop in ``seconds`` starts a new leg; steps redone after an
+    interruption were cut from the log on resume and are not counted.
+    """
+    rows = list(csv.DictReader(log.open()))
+    seconds, legs, previous = 0.0, 1, 0.0
+    for row in rows:
+        now = float(row["seconds"])
+        if now < previous:
+            seconds, legs = seconds + previous, legs + 1
+        previous = now
+    return int(rows[-1]["step"]), seconds + previous, legs
+
+
+def model_section(name: str, folder: Path, hardware: str) -> str:
+    config = json.loads((folder / "training-config.json").read_text())
+    step, seconds, legs = training_legs(folder / "training-log.csv")
+    manifest = json.loads((folder / "mcdm.json").read_text())
+    schedule = config["schedule"]
+    lines = [
+        f"### {name}",
+        f"- Denoiser `{manifest['denoiser']}`, {parameters(folder):,} parameters"
+        + (" (of which the frozen CLIP text tower is counted too)" if name == "text" else "")
+        + f"; predicts `{manifest['prediction_type']}`.",
+        f"- Data: synthfaces {config['data']['size']}x{config['data']['size']}, train split, "
+        f"{config['data']['length']:,} faces, seed {config['data']['seed']}; condition dropout "
+        f"{config['condition_dropout']}." if config["modality"] else
+        f"- Data: synthfaces {config['data']['size']}x{config['data']['size']}, train split, "
+        f"{config['data']['length']:,} faces, seed {config['data']['seed']} (images only).",
+        f"- {step:,} steps at batch {config['batch_size']} (x{config['grad_accum']} accumulation), AdamW lr "
+        f"{config['lr']}, {config['lr_schedule']} decay after {config['warmup_steps']} warm-up steps, EMA "
+        f"{config['ema_decay']}, {config['mixed_precision']} autocast; noise schedule {schedule['beta_schedule']} "
+        f"beta {schedule['beta_start']}..{schedule['beta_end']}, {schedule['num_train_timesteps']} steps.",
+        f"- Time: {seconds / 3600:.2f} h wall clock in {legs} leg(s) (resumed from checkpoints); {hardware}.",
+    ]
+    return "\n".join(lines)
+
+
+def clip_section(folder: Path) -> str:
+    trainer = json.loads((folder / "trainer.json").read_text())
+    settings = trainer["settings"]
+    config = json.loads((folder / "clip_config.json").read_text())
+    return "\n".join([
+        "### clip",
+        f"- open_clip `CustomTextCLIP` from `clip_config.json` (text: width {config['text_cfg']['width']}, "
+        f"{config['text_cfg']['layers']} layers; vision: {config['vision_cfg']['layers']}-layer ViT on "
+        f"{config['vision_cfg']['patch_size']}x{config['vision_cfg']['patch_size']} patches), "
+        f"{parameters(folder):,} parameters; open_clip's contrastive loss.",
+        f"- Trained {trainer['step']:,} steps at batch {settings['batch_size']} on {settings['train_length']:,} "
+        f"train-split image/caption pairs (lr {settings['lr']}, {settings['lr_schedule']}, weight decay "
+        f"{settings['weight_decay']}), then frozen; its text tower is the text model's encoder.",
+    ])
+
+
+def half_storage_note(composition: Path) -> str:
+    path = composition / HALF_CHECK
+    if not path.is_file():
+        return ""
+    error = json.loads(path.read_text())["max_abs_eps_difference"]
+    return (f": the text model's predictions move by at most {error:.1e} (`{HALF_CHECK}`, written by "
+            "`scripts/package_pretrained.py --check-half`)")
+
+
+def checks(results: dict) -> list[str]:
+    """The targets, each with its measured figure and whether it holds."""
+    rows = {row["name"]: row for row in results["rows"]}
+    ceiling = results["ceiling"]
+    single = {m: rows[m]["figures"][f] for m, f in FIGURE_OF.items() if m in rows}
+    lines = []
+    for modality, figure in FIGURE_OF.items():
+        if modality not in rows:
+            continue
+        value, target = single[modality], TARGETS[figure]
+        held = value >= target or (figure == "mask_iou" and value >= CEILING_SHARE * ceiling[figure])
+        extra = f" or {CEILING_SHARE:.0%} of the ceiling {ceiling[figure]:.3f}" if figure == "mask_iou" else ""
+        lines.append(f"- {modality} alone: {figure} {value:.3f} (target {target}{extra}; real faces "
+                     f"{ceiling[figure]:.3f}): {'holds' if held else 'NOT MET'}.")
+    widest = max(results["rows"], key=lambda row: len(row["modalities"]))
+    for modality in widest["modalities"]:
+        figure = FIGURE_OF.get(modality)
+        if figure is None:
+            continue
+        value = widest["figures"][figure]
+        ratio = value / single[modality]
+        lines.append(f"- {widest['name']}: {figure} {value:.3f} = {ratio:.1%} of {modality} alone "
+                     f"(target at least {1 - WITHIN:.0%}): {'holds' if ratio >= 1 - WITHIN else 'NOT MET'}.")
+    return lines
+
+
+def write_card(composition: Path, results: dict, command: str, hardware: str) -> Path:
+    size = sum(p.stat().st_size for p in composition.rglob("*") if p.is_file())
+    models = [name for name in ("prior", "sketch", "segmentation", "text") if (composition / name).is_dir()]
+    text = "\n\n".join([
+        f"# {composition.name}: a prior and three modality models on 32x32 synthetic faces, composed with MCDM",
+        "Four denoisers trained independently (each on its own, none on paired inputs) and one small CLIP. "
+        "`composition.yaml` composes them; `Composer.from_pretrained(\"" + composition.name + "\")` or "
+        f"`mcdm generate --model {composition.name}` load the folder, checking `SHA256SUMS` first. "
+        f"{size / 1e6:.1f} MB in all: safetensors and JSON only. The text tower, stored in the text model and in "
+        "the CLIP, is kept in float16 on disk and loaded as float32" + half_storage_note(composition) + ".",
+        "## Models",
+        *(model_section(name, composition / name, hardware) for name in models),
+        clip_section(composition / "clip"),
+        "## Evaluation on held-out faces",
+        f"Command: `{command}`. Every row generates one sample for each of {results['n']} faces of the synthfaces "
+        "**test** split (never used in training) and scores it against that face's sketch, mask and first caption "
+        "with the judges in `pretrained/judges-32` (see their card). The first row scores the real faces "
+        "themselves: the judges' ceiling. Bold: the figure a row's own modalities control.",
+        markdown_table(results).strip(),
+        "Targets:\n" + "\n".join(checks(results)),
+        "## Limits",
+        "32x32 synthetic faces only; the judges that score them are themselves small networks (their ceilings "
+        "are in the first row). The edge F1 of a sample with no sketch is far from zero at this size: Canny edges "
+        "of any face-like image fall within 2 pixels of many of another face's edges, so read the sketch "
+        "figures against the prior's row.",
+    ]) + "\n"
+    (composition / "MODEL_CARD.md").write_text(text)
+    write_checksums(composition)
+    return composition / "MODEL_CARD.md"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--composition", type=Path, required=True)
+    parser.add_argument("--eval", type=Path, required=True, help="folder holding results.json")
+    parser.add_argument("--eval-command", required=True)
+    parser.add_argument("--hardware", required=True, help="where the models were trained, in words")
+    args = parser.parse_args()
+    results = json.loads((args.eval / "results.json").read_text())
+    print(f"wrote {write_card(args.composition, results, args.eval_command, args.hardware)}")
+
+
+if __name__ == "__main__":
+    main()
