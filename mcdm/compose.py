@@ -37,6 +37,8 @@ class Composer:
         settings: Mapping[str, ModalityConfig] | None = None,
         scheduler: str = "dpm++",
         steps: int = 25,
+        corrector_steps: int = 0,
+        corrector_size: float = 0.1,
         plugins: PluginSet | None = None,
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
@@ -64,6 +66,7 @@ class Composer:
         self.settings = {name: (settings or {}).get(name, ModalityConfig(path="")) for name in models}
         self.scheduler_name = scheduler
         self.default_steps = steps
+        self.corrector = {"corrector_steps": corrector_steps, "corrector_size": corrector_size}
         self.sample_size = prior.denoiser.sample_size
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
@@ -79,6 +82,7 @@ class Composer:
         models = {
             name: load_model(root / m.path, plugins, name=f"{config.name}/{name}") for name, m in config.modalities.items()
         }
+        kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size, **kwargs}
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
                    plugins=plugins, **kwargs)
 
@@ -122,11 +126,14 @@ class Composer:
         weights: Mapping[str, float] | None = None,
         progress: bool = True,
         callback: StepCallback | None = None,
+        corrector_steps: int | None = None,
+        corrector_size: float | None = None,
     ) -> torch.Tensor:
         """Images as a (num_images, C, H, W) float tensor in [-1, 1], on the CPU.
 
         ``conditions`` is one mapping for all images (``num_images`` of them, default 1), or a sequence of
         mappings, one per image, all naming the same modalities: every image is sampled in the same batch.
+        ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
         """
         predictor = self.predictor(conditions, num_images=num_images, weights=weights)
         size = predictor.batch_size
@@ -137,6 +144,8 @@ class Composer:
                 predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
                 steps=steps or self.default_steps, generator=generator, device=self.device,
                 progress=progress, callback=callback,
+                corrector_steps=self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps,
+                corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
             )
         return x.float().clamp(-1, 1).cpu()
 

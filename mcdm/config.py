@@ -38,6 +38,8 @@ class CompositionConfig:
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
     scheduler: str = "dpm++"
     steps: int = 25
+    corrector_steps: int = 0  # Langevin steps after each sampler step (mcdm.sampling.langevin_correct)
+    corrector_size: float = 0.1
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:

@@ -62,3 +62,43 @@ def test_schedulers_sample_the_data_distribution(plugins, scheduler, steps):
     assert abs(x.mean().item() - MU) < 0.03
     # the last step jumps from t ~ T/steps straight to x0, which shrinks the spread a little at few steps
     assert abs(x.std().item() - S) / S < 0.15
+
+
+def test_langevin_corrector_keeps_the_data_distribution(plugins):
+    schedule = ddpm_schedule()
+    oracle = LoadedModel(name="oracle", denoiser=GaussianOracle(schedule), modality=None,
+                         prediction=Prediction.EPSILON, schedule_config=schedule)
+    predictor = Composer(oracle, {}, plugins=plugins).predictor({}, num_images=64)
+    run = dict(shape=(64, 3, 8, 8), steps=50, progress=False)
+    plain = sample(predictor, make_scheduler("ddpm", schedule), generator=torch.Generator().manual_seed(0), **run)
+    corrected = sample(predictor, make_scheduler("ddpm", schedule), generator=torch.Generator().manual_seed(0),
+                       corrector_steps=2, corrector_size=0.1, **run)
+    assert not torch.allclose(plain, corrected)
+    assert abs(corrected.mean().item() - MU) < 0.03
+    assert abs(corrected.std().item() - S) / S < 0.15
+
+
+def test_langevin_steps_converge_to_the_noisy_marginal(plugins):
+    """Started far off (x = 3), ULA on the exact score of p_t reaches p_t = N(a mu, a^2 s^2 + b^2)."""
+    from mcdm.sampling import langevin_correct
+
+    schedule = ddpm_schedule()
+    oracle = GaussianOracle(schedule)
+    t = 300
+    abar = float(oracle.abar[t])
+    x = torch.full((256, 3, 8, 8), 3.0)
+    x = langevin_correct(lambda x, t: oracle(x, t, None), x, torch.tensor(t), abar, steps=200, size=0.1,
+                         generator=torch.Generator().manual_seed(0))
+    a, b = abar**0.5, (1 - abar) ** 0.5
+    assert abs(x.mean().item() - a * MU) < 0.02
+    assert abs(x.std().item() - (a**2 * S**2 + b**2) ** 0.5) < 0.03
+
+
+def test_corrector_needs_an_unscaled_sampler_state(plugins):
+    schedule = ddpm_schedule()
+    oracle = LoadedModel(name="oracle", denoiser=GaussianOracle(schedule), modality=None,
+                         prediction=Prediction.EPSILON, schedule_config=schedule)
+    predictor = Composer(oracle, {}, plugins=plugins).predictor({}, num_images=2)
+    with pytest.raises(ValueError, match="rescaled state"):
+        sample(predictor, make_scheduler("euler", schedule), shape=(2, 3, 8, 8), steps=5,
+               generator=torch.Generator().manual_seed(0), progress=False, corrector_steps=1)
