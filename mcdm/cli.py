@@ -116,9 +116,13 @@ def demo(model, steps, seed, out):
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--scheduler", default=None, help="ddpm, ddim, dpm++ or euler [composition default].")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reference", type=click.IntRange(min=2), default=1000, show_default=True,
+              help="Real held-out faces the Fréchet distance compares with.")
+@click.option("--diversity-samples", type=click.IntRange(min=0), default=4, show_default=True,
+              help="Samples per face (for 8 faces) that the diversity figure compares; 0 or 1 leaves it out.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
 @friendly_errors
-def evaluate(model, judges, n, steps, scheduler, seed, out):
+def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, out):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
     from mcdm.eval.evaluate import evaluate as run_evaluation, markdown_table, standard_rows, write_results
@@ -127,7 +131,8 @@ def evaluate(model, judges, n, steps, scheduler, seed, out):
 
     composer = Composer.from_pretrained(model)
     results = run_evaluation(composer, Judges.load(resolve(judges)), standard_rows(list(composer.models)), n=n,
-                             steps=steps, scheduler=scheduler, seed=seed)
+                             steps=steps, scheduler=scheduler, seed=seed, reference=reference,
+                             diversity_samples=diversity_samples)
     write_results(results, out)
     click.echo(markdown_table(results))
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")

@@ -13,7 +13,13 @@ with and without its modality:
   mentions. Gender is judged too but not scored: its cues are a fraction of a pixel at 32x32, and the judge
   itself reads it right only 96% of the time.
 
-The same scores of the real held-out faces are the judges' ceiling.
+The same scores of the real held-out faces are the judges' ceiling. Two more figures say whether the
+samples look like faces and differ from one another:
+
+- ``fd``: Fréchet distance between the attribute judge's features of the samples and of ``reference``
+  other real held-out faces (the real faces' own distance, at the same N, is the floor);
+- ``diversity``: mean pairwise L2 distance (pixels in [0, 1]) among several samples drawn for the same
+  face's inputs, averaged over a few faces.
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ from mcdm.data.sample import FaceSample
 from mcdm.data.sketch import sketch_from_image
 from mcdm.data.synthfaces import SynthFaces
 from mcdm.eval.judges import Judges
-from mcdm.eval.metrics import attribute_accuracy, edge_f1, mean_iou
+from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1, frechet_distance, mean_iou
 
 FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
+REALISM = ("fd", "diversity")
 SCORED_ATTRIBUTES = ("hair_color", "eyeglasses", "smiling", "hat", "beard")
 FIGURE_OF = {"segmentation": "mask_iou", "sketch": "edge_f1", "text": "attribute_accuracy"}
 
@@ -63,10 +70,6 @@ def standard_rows(modalities: Sequence[str]) -> list[Row]:
     for k in range(1, len(modalities) + 1):
         rows += [Row(" + ".join(combo), tuple(combo)) for combo in itertools.combinations(modalities, k)]
     return rows
-
-
-def held_out_faces(n: int, size: int, seed: int = 0) -> list[FaceSample]:
-    return list(SynthFaces(size=size, seed=seed, split="test", length=n))
 
 
 def face_inputs(face: FaceSample, composer, modalities: Sequence[str]) -> dict[str, object]:
@@ -109,18 +112,41 @@ def generate_row(composer, row: Row, faces: Sequence[FaceSample], *, steps: int 
     return np.concatenate(images)
 
 
+def row_diversity(composer, row: Row, faces: Sequence[FaceSample], *, samples: int, steps: int | None,
+                  scheduler: str | None, seed: int, batch_size: int) -> float:
+    """Mean over ``faces`` of the mean pairwise distance among ``samples`` draws for each face's inputs."""
+    draws = [generate_row(composer, row, faces, steps=steps, scheduler=scheduler, seed=seed + 1000 * (k + 1),
+                          batch_size=batch_size) for k in range(samples)]
+    return float(np.mean([diversity(np.stack([d[i] for d in draws])) for i in range(len(faces))]))
+
+
 def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, steps: int | None = None,
-             scheduler: str | None = None, seed: int = 0, batch_size: int = 32, progress: bool = True) -> dict:
-    """Every row's figures on ``n`` held-out faces, plus the judges' ceiling on the real faces."""
-    faces = held_out_faces(n, composer.sample_size)
+             scheduler: str | None = None, seed: int = 0, batch_size: int = 32, reference: int = 1000,
+             diversity_faces: int = 8, diversity_samples: int = 4, progress: bool = True) -> dict:
+    """Every row's figures on ``n`` held-out faces, plus the judges' ceiling on the real faces.
+
+    The Fréchet reference is ``reference`` further test-split faces (after the first ``n``); diversity uses
+    ``diversity_samples`` extra draws for each of the first ``diversity_faces`` faces (0 leaves it out).
+    """
+    test_split = SynthFaces(size=composer.sample_size, seed=0, split="test", length=n + reference)
+    faces = [test_split[i] for i in range(n)]
     real = np.stack([face.image for face in faces])
+    reference_features = judges.attributes.features(np.stack([test_split[n + i].image for i in range(reference)]))
+    ceiling = {**score(real, faces, judges), "fd": frechet_distance(judges.attributes.features(real), reference_features)}
     results = {"n": n, "steps": steps or composer.default_steps, "scheduler": scheduler or composer.scheduler_name,
-               "seed": seed, "ceiling": score(real, faces, judges), "rows": []}
+               "seed": seed, "reference": reference, "diversity_faces": min(diversity_faces, n),
+               "diversity_samples": diversity_samples, "ceiling": ceiling, "rows": []}
     samples = {}
+    settings = dict(steps=steps, scheduler=scheduler, batch_size=batch_size)
     for row in tqdm(rows, desc="evaluate", disable=not progress):
-        images = generate_row(composer, row, faces, steps=steps, scheduler=scheduler, seed=seed, batch_size=batch_size)
+        images = generate_row(composer, row, faces, seed=seed, **settings)
         samples[row.name] = images
-        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, score(images, faces, judges))))
+        figures = {**score(images, faces, judges),
+                   "fd": frechet_distance(judges.attributes.features(images), reference_features)}
+        if diversity_faces and diversity_samples >= 2:
+            figures["diversity"] = row_diversity(composer, row, faces[:diversity_faces], samples=diversity_samples,
+                                                 seed=seed, **settings)
+        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures)))
     results["samples"] = samples
     results["real"] = real
     return results
@@ -128,15 +154,20 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
 
 def markdown_table(results: dict) -> str:
     """The rows as a Markdown table; the figure a row's own modalities control is in bold."""
-    head = "| row | mask IoU | edge F1 | attribute acc. |\n|---|---|---|---|\n"
+    head = "| row | mask IoU ↑ | edge F1 ↑ | attribute acc. ↑ | FD ↓ | diversity |\n|---|---|---|---|---|---|\n"
     lines = []
     for row in [{"name": "real held-out faces (judges' ceiling)", "modalities": (), "figures": results["ceiling"]},
                 *results["rows"]]:
         own = {FIGURE_OF[m] for m in row["modalities"] if m in FIGURE_OF}
         cells = [f"**{row['figures'][f]:.3f}**" if f in own else f"{row['figures'][f]:.3f}" for f in FIGURES]
+        cells += [f"{row['figures'][f]:.2f}" if f in row["figures"] else "–" for f in REALISM]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
-    return head + "\n".join(lines) + f"\n\n{results['n']} held-out faces per row, {results['steps']} " \
-        f"{results['scheduler']} steps, seed {results['seed']}.\n"
+    note = (f"\n\n{results['n']} held-out faces per row, {results['steps']} {results['scheduler']} steps, seed "
+            f"{results['seed']}. FD: attribute-judge features against {results['reference']} other held-out faces. ")
+    if results.get("diversity_samples", 0) >= 2:
+        note += (f"Diversity: {results['diversity_samples']} samples for each of the first "
+                 f"{results['diversity_faces']} faces' inputs.")
+    return head + "\n".join(lines) + note.rstrip() + "\n"
 
 
 def write_results(results: dict, out: Path, examples: int = 8) -> None:

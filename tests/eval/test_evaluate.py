@@ -11,9 +11,12 @@ from PIL import Image
 from mcdm.checkpoint import save_model
 from mcdm.cli import cli
 from mcdm.compose import Composer
-from mcdm.eval.evaluate import FIGURES, evaluate, markdown_table, standard_rows, write_results
+from mcdm.eval.evaluate import FIGURES, REALISM, evaluate, markdown_table, standard_rows, write_results
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
 from mcdm.plugins import make_plugin_manager
+
+# a handful of faces gives singular feature covariances: the Fréchet distance is still defined, scipy warns
+pytestmark = pytest.mark.filterwarnings("ignore:Matrix is singular")
 
 SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2"}
 
@@ -46,10 +49,15 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     composer = Composer.from_pretrained(composition)
     judges = Judges.load(composition / "judges")
     rows = standard_rows(list(composer.models))
-    results = evaluate(composer, judges, rows, n=3, batch_size=2, progress=False)
+    results = evaluate(composer, judges, rows, n=3, batch_size=2, reference=6, diversity_faces=2,
+                       diversity_samples=2, progress=False)
     assert [r["name"] for r in results["rows"]] == [r.name for r in rows]
+    assert set(results["ceiling"]) == {*FIGURES, "fd"}
     for row in [results["ceiling"], *(r["figures"] for r in results["rows"])]:
-        assert set(row) == set(FIGURES) and all(0.0 <= v <= 1.0 for v in row.values())
+        assert all(0.0 <= row[f] <= 1.0 for f in FIGURES) and row["fd"] >= 0.0
+    for row in results["rows"]:
+        assert set(row["figures"]) == {*FIGURES, *REALISM}
+        assert row["figures"]["diversity"] > 0.0  # different seeds, different images
     assert results["ceiling"]["edge_f1"] == pytest.approx(1.0)  # a face's sketch is its own Canny edges
     assert all(images.shape == (3, 32, 32, 3) for images in results["samples"].values())
     write_results(results, tmp_path / "out")
@@ -65,7 +73,7 @@ def test_eval_command(composition, tmp_path):
     result = CliRunner().invoke(
         cli,
         ["eval", "--model", str(composition), "--judges", str(composition / "judges"), "--n", "2",
-         "--out", str(tmp_path / "ev")],
+         "--reference", "4", "--diversity-samples", "2", "--out", str(tmp_path / "ev")],
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ev" / "results.md").is_file()
