@@ -75,15 +75,7 @@ class TextUNetDenoiser(Denoiser):
         **_: Any,
     ) -> "TextUNetDenoiser":
         """A fresh UNet; the frozen text tower of the CLIP at ``clip_path`` (a random one of ``text_cfg`` if None)."""
-        if clip_path:
-            clip_text_cfg = read_clip_config(clip_path)["text_cfg"]
-            if text_cfg is not None and dict(text_cfg) != dict(clip_text_cfg):
-                raise ConfigError(f"text_cfg {text_cfg} differs from the text_cfg of the CLIP at {clip_path!r}: "
-                                  f"{clip_text_cfg}; give one or the other")
-            text_cfg, text_encoder = clip_text_cfg, load_clip_text_encoder(clip_path)
-        else:
-            text_cfg = dict(text_cfg or TINY_CLIP_CONFIG["text_cfg"])
-            text_encoder = build_text_encoder(text_cfg)
+        text_encoder, text_cfg = text_tower(clip_path, text_cfg)
         unet = make_unet(sample_size, image_channels, block_out_channels, layers_per_block, attention_head_dim,
                          cross_attention_dim=int(text_cfg["width"]))
         return cls(unet, text_encoder, text_cfg)
@@ -209,6 +201,18 @@ class TextUNetDenoiser(Denoiser):
         return self
 
 
+def text_tower(clip_path: str | None, text_cfg: dict | None) -> tuple[torch.nn.Module, dict]:
+    """``(frozen encoder, text_cfg)``: the text tower of the CLIP at ``clip_path``, or a random one of ``text_cfg``."""
+    if clip_path:
+        clip_text_cfg = read_clip_config(clip_path)["text_cfg"]
+        if text_cfg is not None and dict(text_cfg) != dict(clip_text_cfg):
+            raise ConfigError(f"text_cfg {text_cfg} differs from the text_cfg of the CLIP at {clip_path!r}: "
+                              f"{clip_text_cfg}; give one or the other")
+        return load_clip_text_encoder(clip_path), clip_text_cfg
+    text_cfg = dict(text_cfg or TINY_CLIP_CONFIG["text_cfg"])
+    return build_text_encoder(text_cfg), text_cfg
+
+
 def make_unet(
     sample_size: int,
     image_channels: int,
@@ -217,8 +221,12 @@ def make_unet(
     attention_head_dim: int,
     *,
     cross_attention_dim: int,
+    extra_in_channels: int = 0,
 ) -> UNet2DConditionModel:
-    """A small conditional UNet: plain blocks at full resolution, cross-attention at every lower one."""
+    """A small conditional UNet: plain blocks at full resolution, cross-attention at every lower one.
+
+    ``extra_in_channels`` are image-like conditions concatenated to x_t (the joint oracle's sketch and mask).
+    """
     depth = len(block_out_channels)
     if depth < 2:
         raise ConfigError(f"block_out_channels needs at least two levels, got {list(block_out_channels)}")
@@ -226,7 +234,7 @@ def make_unet(
     up = ("CrossAttnUpBlock2D",) * (depth - 1) + ("UpBlock2D",)
     return UNet2DConditionModel(
         sample_size=sample_size,
-        in_channels=image_channels,
+        in_channels=image_channels + extra_in_channels,
         out_channels=image_channels,
         block_out_channels=tuple(int(c) for c in block_out_channels),
         layers_per_block=layers_per_block,

@@ -1,0 +1,59 @@
+"""The ``unet_joint`` denoiser: the text model's UNet with the sketch and mask channels concatenated to x_t.
+
+``forward(x_t, t, cond)`` takes the joint condition of ``mcdm_joint.modality``: ``cond[:, :-1]`` are the
+image-like channels, ``cond[:, -1]`` the token plane whose first ``context_length`` entries are the caption.
+Saved and loaded exactly as ``unet_text`` (``unet/`` + ``text_encoder/``); the UNet's ``in_channels`` says how
+many condition channels it takes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+
+from mcdm.errors import ConditionError
+from mcdm_joint import DENOISER_TYPE
+from mcdm_text.denoiser import TextUNetDenoiser, make_unet, text_tower
+
+
+class JointUNetDenoiser(TextUNetDenoiser):
+    type_name = DENOISER_TYPE
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        sample_size: int,
+        cond_channels: int,
+        image_channels: int = 3,
+        block_out_channels: Sequence[int] = (32, 64, 64),
+        layers_per_block: int = 1,
+        attention_head_dim: int = 4,
+        clip_path: str | None = None,
+        text_cfg: dict | None = None,
+        **_: Any,
+    ) -> "JointUNetDenoiser":
+        text_encoder, text_cfg = text_tower(clip_path, text_cfg)
+        unet = make_unet(sample_size, image_channels, block_out_channels, layers_per_block, attention_head_dim,
+                         cross_attention_dim=int(text_cfg["width"]), extra_in_channels=cond_channels)
+        return cls(unet, text_encoder, text_cfg)
+
+    @property
+    def cond_channels(self) -> int:
+        return int(self.unet.config.in_channels) - int(self.unet.config.out_channels)
+
+    def config(self) -> dict:
+        return {**super().config(), "cond_channels": self.cond_channels}
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        expected = (self.cond_channels + 1, x_t.shape[-2], x_t.shape[-1])
+        if cond is None or cond.ndim != 4 or tuple(cond.shape[1:]) != expected:
+            got = "none" if cond is None else tuple(cond.shape)
+            raise ConditionError(f"the {DENOISER_TYPE} denoiser needs a joint condition (B, *{expected}), got {got}")
+        if cond.shape[0] != x_t.shape[0]:
+            cond = cond.expand(x_t.shape[0], -1, -1, -1)
+        tokens = cond[:, -1].flatten(1)[:, : self.context_length].round().long()
+        states = self.encode_text(tokens)
+        x = torch.cat([x_t, cond[:, :-1].to(x_t.dtype)], dim=1)
+        return self.unet(x, t, encoder_hidden_states=states.to(x_t.dtype)).sample
