@@ -120,17 +120,21 @@ def demo(model, steps, seed, out):
               help="Real held-out faces the Fréchet distance compares with.")
 @click.option("--diversity-samples", type=click.IntRange(min=0), default=4, show_default=True,
               help="Samples per face (for 8 faces) that the diversity figure compares; 0 or 1 leaves it out.")
+@click.option("--rows", "row_set", type=click.Choice(["standard", "partial"]), default="standard", show_default=True,
+              help="standard: the prior, every subset of the modalities; partial: partial inputs and the options.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
 @friendly_errors
-def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, out):
+def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, out):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
-    from mcdm.eval.evaluate import evaluate as run_evaluation, markdown_table, standard_rows, write_results
+    from mcdm.eval.evaluate import (evaluate as run_evaluation, markdown_table, partial_input_rows, standard_rows,
+                                    write_results)
     from mcdm.eval.judges import Judges
     from mcdm.pretrained import resolve
 
     composer = Composer.from_pretrained(model)
-    results = run_evaluation(composer, Judges.load(resolve(judges)), standard_rows(list(composer.models)), n=n,
+    rows = (standard_rows if row_set == "standard" else partial_input_rows)(list(composer.models))
+    results = run_evaluation(composer, Judges.load(resolve(judges)), rows, n=n,
                              steps=steps, scheduler=scheduler, seed=seed, reference=reference,
                              diversity_samples=diversity_samples)
     write_results(results, out)

@@ -196,7 +196,7 @@ class Composer:
         batch = batch.to(self.device)
         scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
         conds = batch[:1] if shared else batch  # a shared condition's map is computed once and broadcast
-        maps = [modality.weight_map(c) for c in conds]
+        maps = [modality.weight_map(c) for c in conds] if setting.weight_map else [None]
         if maps[0] is not None:  # (B or 1, 1, H, W): broadcast over channels
             scale = scale * torch.stack(maps).to(self.device, torch.float32)[:, None]
         null = torch.stack([modality.null_condition(c) for c in conds]).expand_as(batch)

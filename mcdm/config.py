@@ -27,6 +27,7 @@ class ModalityConfig:
     start: float = 0.0  # time window, as fractions of T: the modality speaks while t/T is in [start, end]
     end: float = 1.0
     baseline: Baseline = Baseline.SHARED
+    weight_map: bool = True  # use the modality's per-pixel weight map (e.g. a partial mask's known region)
 
 
 @dataclass

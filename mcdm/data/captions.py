@@ -38,11 +38,15 @@ def captions_for(attributes: FaceAttributes, rng: np.random.Generator, n: int = 
     return [_caption(attributes, names, rng) for _ in range(n)]
 
 
-def partial_caption(attributes: FaceAttributes, rng: np.random.Generator, k: int) -> str:
-    """A caption that states ``k`` randomly chosen describable attributes (all of them if ``k`` is larger)."""
+def partial_caption(attributes: FaceAttributes, rng: np.random.Generator, k: int,
+                    among: Sequence[str] | None = None) -> str:
+    """A caption that states ``k`` randomly chosen describable attributes (all of them if ``k`` is larger),
+    chosen ``among`` the given names if any of them is describable."""
     if k < 1:
         raise ValueError(f"partial_caption: k must be at least 1, got {k}")
     names = describable(attributes)
+    if among is not None and any(n in among for n in names):
+        names = tuple(n for n in names if n in among)
     chosen = rng.choice(len(names), size=min(k, len(names)), replace=False)
     return _caption(attributes, tuple(names[i] for i in sorted(chosen)), rng)
 

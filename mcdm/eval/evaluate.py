@@ -1,9 +1,9 @@
 """Does a composition obey its conditions? Generate from held-out faces' inputs and score with the judges.
 
 For each row (a set of modalities) every held-out face (the synthfaces *test* split, never trained on) gives
-its inputs: its sketch, its label map and its first caption. One image is generated per face and scored
-against that face's inputs, whatever the row gave the model, so a row shows how far each input is obeyed
-with and without its modality:
+its inputs: its sketch, its label map and its first caption, or partial versions of them (the row's input
+variant, ``mcdm.eval.inputs``). One image is generated per face and scored against that face's inputs,
+whatever the row gave the model, so a row shows how far each input is obeyed with and without its modality:
 
 - ``mask_iou``: the parsing judge's label map of the sample vs the face's mask, mean IoU over the classes
   present (``mcdm.eval.metrics.mean_iou``);
@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -38,22 +39,31 @@ from mcdm.data.captions import parse_caption
 from mcdm.data.sample import FaceSample
 from mcdm.data.sketch import sketch_from_image
 from mcdm.data.synthfaces import SynthFaces
+from mcdm.eval.inputs import SCORED_ATTRIBUTES, Targets, targets_for
 from mcdm.eval.judges import Judges
-from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1, frechet_distance, mean_iou
+from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1_in_region, frechet_distance, mean_iou
 
 FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
 REALISM = ("fd", "diversity")
-SCORED_ATTRIBUTES = ("hair_color", "eyeglasses", "smiling", "hat", "beard")
 FIGURE_OF = {"segmentation": "mask_iou", "sketch": "edge_f1", "text": "attribute_accuracy"}
 
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: the modalities given, with optional weights."""
+    """One line of the table: the modalities given, and how.
+
+    ``weights``: (modality, weight) pairs; ``inputs``: the input variant (``mcdm.eval.inputs``);
+    ``settings``: (modality, field, value) changes to the composition's ``ModalityConfig`` for this row
+    (e.g. ``("text", "baseline", "own")``, ``("segmentation", "weight_map", False)``); ``sampling``:
+    (name, value) keyword arguments of ``Composer.generate_tensor`` (e.g. ``("corrector_steps", 1)``).
+    """
 
     name: str
     modalities: tuple[str, ...]
     weights: tuple[tuple[str, float], ...] = ()
+    inputs: str = "full"
+    settings: tuple[tuple[str, str, object], ...] = ()
+    sampling: tuple[tuple[str, object], ...] = ()
 
 
 @dataclass
@@ -62,6 +72,7 @@ class RowResult:
     modalities: tuple[str, ...]
     n: int
     figures: dict[str, float] = field(default_factory=dict)
+    inputs: str = "full"
 
 
 def standard_rows(modalities: Sequence[str]) -> list[Row]:
@@ -72,50 +83,83 @@ def standard_rows(modalities: Sequence[str]) -> list[Row]:
     return rows
 
 
-def face_inputs(face: FaceSample, composer, modalities: Sequence[str]) -> dict[str, object]:
-    """The raw inputs a held-out face gives each modality: the whole sketch, the whole mask, the first caption;
-    any other modality reads the face through its own ``condition_from_sample`` (seeded, so every row agrees)."""
-    builtin = {"sketch": face.sketch, "segmentation": face.mask, "text": face.captions[0]}
+def partial_input_rows(modalities: Sequence[str]) -> list[Row]:
+    """For each partial input variant: each modality alone, all together, and all together with each option
+    changed: no per-pixel weights, one Langevin corrector step, the sketch silent in the last 20% of steps."""
+    rows = []
+    everything = tuple(modalities)
+    for variant in ("partial", "upper face"):
+        rows += [Row(f"{m} ({variant})", (m,), inputs=variant) for m in modalities]
+        rows.append(Row(f"all ({variant})", everything, inputs=variant))
+        if "segmentation" in modalities:
+            rows.append(Row(f"all ({variant}), no weight map", everything, inputs=variant,
+                            settings=(("segmentation", "weight_map", False),)))
+        rows.append(Row(f"all ({variant}), 1 corrector step", everything, inputs=variant,
+                        sampling=(("corrector_steps", 1),)))
+        if "sketch" in modalities:
+            rows.append(Row(f"all ({variant}), sketch until t = 0.2T", everything, inputs=variant,
+                            settings=(("sketch", "start", 0.2),)))
+    return rows
+
+
+def face_inputs(face: FaceSample, targets: Targets, composer, modalities: Sequence[str]) -> dict[str, object]:
+    """The raw inputs a face gives each modality: the built-in ones from ``targets``; any other modality reads
+    the face through its own ``condition_from_sample`` (seeded, so every row agrees)."""
     rng = np.random.default_rng(0)
-    return {m: builtin[m] if m in builtin else composer.modalities[m].condition_from_sample(face, rng)
+    return {m: targets.raw(m) if targets.raw(m) is not None else composer.modalities[m].condition_from_sample(face, rng)
             for m in modalities}
 
 
-def score(images: np.ndarray, faces: Sequence[FaceSample], judges: Judges) -> dict[str, float]:
-    """The three figures of uint8 images (N, H, W, 3) against the faces' inputs (means over the N images)."""
+def score(images: np.ndarray, targets: Sequence[Targets], judges: Judges) -> dict[str, float]:
+    """The three figures of uint8 images (N, H, W, 3) against the targets (means over the N images)."""
     parsed = judges.parsing.parse(images)
     predicted = judges.attributes.predict(images)
     ious, f1s, correct, total = [], [], 0, 0
-    for image, face, mask, attributes in zip(images, faces, parsed, predicted):
-        ious.append(mean_iou(mask, face.mask))
-        f1s.append(edge_f1(sketch_from_image(image) > 0, face.sketch > 0, tolerance=2))
-        c, t = attribute_accuracy(attributes, parse_caption(face.captions[0]), names=SCORED_ATTRIBUTES)
+    for image, target, mask, attributes in zip(images, targets, parsed, predicted):
+        ious.append(mean_iou(mask, target.mask))  # unknown pixels of a partial mask are not scored
+        region = np.ones(mask.shape, bool) if target.edge_region is None else target.edge_region
+        f1s.append(edge_f1_in_region(sketch_from_image(image) > 0, target.edge_reference > 0, region, tolerance=2))
+        c, t = attribute_accuracy(attributes, parse_caption(target.caption), names=SCORED_ATTRIBUTES)
         correct, total = correct + c, total + t
     return {"mask_iou": float(np.mean(ious)), "edge_f1": float(np.mean(f1s)),
             "attribute_accuracy": correct / max(total, 1)}
 
 
-def generate_row(composer, row: Row, faces: Sequence[FaceSample], *, steps: int | None, scheduler: str | None,
-                 seed: int, batch_size: int) -> np.ndarray:
+@contextmanager
+def row_settings(composer, row: Row):
+    """The composer with the row's ``ModalityConfig`` changes in place, restored afterwards."""
+    saved = dict(composer.settings)
+    try:
+        for modality, name, value in row.settings:
+            composer.settings[modality] = replace(composer.settings[modality], **{name: value})
+        yield composer
+    finally:
+        composer.settings.clear()
+        composer.settings.update(saved)
+
+
+def generate_row(composer, row: Row, faces: Sequence[FaceSample], targets: Sequence[Targets], *,
+                 steps: int | None, scheduler: str | None, seed: int, batch_size: int) -> np.ndarray:
     """One sample per face, batch by batch; batch b uses seed ``seed + b`` so every row sees the same noise."""
     images = []
     for b, start in enumerate(range(0, len(faces), batch_size)):
         chunk = faces[start : start + batch_size]
+        options = dict(steps=steps, scheduler=scheduler, seed=seed + b, progress=False, **dict(row.sampling))
         if row.modalities:
-            conditions = [face_inputs(face, composer, row.modalities) for face in chunk]
-            out = composer.generate_tensor(conditions, steps=steps, scheduler=scheduler, seed=seed + b,
-                                           weights=dict(row.weights) or None, progress=False)
+            conditions = [face_inputs(face, target, composer, row.modalities)
+                          for face, target in zip(chunk, targets[start : start + batch_size])]
+            with row_settings(composer, row):
+                out = composer.generate_tensor(conditions, weights=dict(row.weights) or None, **options)
         else:
-            out = composer.generate_tensor({}, num_images=len(chunk), steps=steps, scheduler=scheduler,
-                                           seed=seed + b, progress=False)
+            out = composer.generate_tensor({}, num_images=len(chunk), **options)
         images.append(((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
     return np.concatenate(images)
 
 
-def row_diversity(composer, row: Row, faces: Sequence[FaceSample], *, samples: int, steps: int | None,
-                  scheduler: str | None, seed: int, batch_size: int) -> float:
+def row_diversity(composer, row: Row, faces: Sequence[FaceSample], targets: Sequence[Targets], *, samples: int,
+                  steps: int | None, scheduler: str | None, seed: int, batch_size: int) -> float:
     """Mean over ``faces`` of the mean pairwise distance among ``samples`` draws for each face's inputs."""
-    draws = [generate_row(composer, row, faces, steps=steps, scheduler=scheduler, seed=seed + 1000 * (k + 1),
+    draws = [generate_row(composer, row, faces, targets, steps=steps, scheduler=scheduler, seed=seed + 1000 * (k + 1),
                           batch_size=batch_size) for k in range(samples)]
     return float(np.mean([diversity(np.stack([d[i] for d in draws])) for i in range(len(faces))]))
 
@@ -132,21 +176,24 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     faces = [test_split[i] for i in range(n)]
     real = np.stack([face.image for face in faces])
     reference_features = judges.attributes.features(np.stack([test_split[n + i].image for i in range(reference)]))
-    ceiling = {**score(real, faces, judges), "fd": frechet_distance(judges.attributes.features(real), reference_features)}
+    targets = {variant: targets_for(faces, variant, seed) for variant in dict.fromkeys(r.inputs for r in rows)}
+    full = targets_for(faces, "full")
+    ceiling = {**score(real, full, judges), "fd": frechet_distance(judges.attributes.features(real), reference_features)}
     results = {"n": n, "steps": steps or composer.default_steps, "scheduler": scheduler or composer.scheduler_name,
                "seed": seed, "reference": reference, "diversity_faces": min(diversity_faces, n),
                "diversity_samples": diversity_samples, "ceiling": ceiling, "rows": []}
     samples = {}
     settings = dict(steps=steps, scheduler=scheduler, batch_size=batch_size)
     for row in tqdm(rows, desc="evaluate", disable=not progress):
-        images = generate_row(composer, row, faces, seed=seed, **settings)
+        row_targets = targets[row.inputs]
+        images = generate_row(composer, row, faces, row_targets, seed=seed, **settings)
         samples[row.name] = images
-        figures = {**score(images, faces, judges),
+        figures = {**score(images, row_targets, judges),
                    "fd": frechet_distance(judges.attributes.features(images), reference_features)}
         if diversity_faces and diversity_samples >= 2:
-            figures["diversity"] = row_diversity(composer, row, faces[:diversity_faces], samples=diversity_samples,
-                                                 seed=seed, **settings)
-        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures)))
+            figures["diversity"] = row_diversity(composer, row, faces[:diversity_faces], row_targets[:diversity_faces],
+                                                 samples=diversity_samples, seed=seed, **settings)
+        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs)))
     results["samples"] = samples
     results["real"] = real
     return results

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -11,7 +12,8 @@ from PIL import Image
 from mcdm.checkpoint import save_model
 from mcdm.cli import cli
 from mcdm.compose import Composer
-from mcdm.eval.evaluate import FIGURES, REALISM, evaluate, markdown_table, standard_rows, write_results
+from mcdm.eval.evaluate import (FIGURES, REALISM, evaluate, markdown_table, partial_input_rows, standard_rows,
+                                write_results)
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
 from mcdm.plugins import make_plugin_manager
 
@@ -77,3 +79,23 @@ def test_eval_command(composition, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ev" / "results.md").is_file()
+
+
+def test_partial_rows_change_their_inputs_and_options_and_leave_the_composer_as_it_was(composition):
+    composer = Composer.from_pretrained(composition)
+    judges = Judges.load(composition / "judges")
+    rows = partial_input_rows(list(composer.models))
+    by_name = {row.name: row for row in rows}
+    assert {"all (partial)", "all (partial), no weight map", "all (upper face), 1 corrector step",
+            "all (upper face), sketch until t = 0.2T", "segmentation (partial)"} <= set(by_name)
+    chosen = [by_name[name] for name in ("all (partial)", "all (partial), no weight map",
+                                         "all (partial), 1 corrector step")]
+    before = dict(composer.settings)
+    results = evaluate(composer, judges, chosen, n=2, reference=4, diversity_faces=0, progress=False)
+    assert composer.settings == before
+    assert [row["inputs"] for row in results["rows"]] == ["partial"] * 3
+    default, unweighted, _ = (results["samples"][row.name] for row in chosen)
+    assert not np.array_equal(default, unweighted)  # the known-region weights matter for a half-known mask
+    # the row's sampling options reach the sampler (random models saturate, so their images barely differ)
+    with pytest.raises(ValueError, match="rescaled state"):
+        evaluate(composer, judges, chosen[2:], n=2, reference=4, diversity_faces=0, scheduler="euler", progress=False)
