@@ -136,10 +136,22 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
     rows = (standard_rows if row_set == "standard" else partial_input_rows)(list(composer.models))
     results = run_evaluation(composer, Judges.load(resolve(judges)), rows, n=n,
                              steps=steps, scheduler=scheduler, seed=seed, reference=reference,
-                             diversity_samples=diversity_samples)
+                             diversity_samples=diversity_samples, clip_score=_shipped_clip(resolve(model)))
     write_results(results, out)
     click.echo(markdown_table(results))
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+
+
+def _shipped_clip(composition: Path):
+    """The CLIP scorer of a composition's ``clip/`` folder, if it has one and the text plugin is installed."""
+    if not (composition / "clip").is_dir():
+        return None
+    try:
+        from mcdm_text.clip import ClipScorer
+    except ImportError:
+        click.echo("no CLIP score: the composition has a clip/ folder but mcdm-text is not installed", err=True)
+        return None
+    return ClipScorer.load(composition / "clip")
 
 
 @cli.command()

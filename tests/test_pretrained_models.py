@@ -68,3 +68,17 @@ def test_shipped_composition_generates_by_name():
                   "text": (EXAMPLE / "text.txt").read_text().strip()}
     images = composer.generate_tensor(conditions, num_images=2, steps=2, seed=0, progress=False)
     assert images.shape == (2, 3, 32, 32) and images.abs().max() <= 1.0
+
+
+def test_shipped_clip_scores_faces_higher_with_their_own_captions():
+    import numpy as np
+
+    from mcdm.data import SynthFaces
+    from mcdm_text.clip import ClipScorer
+
+    faces = SynthFaces(size=32, seed=0, split="test", length=32)
+    images = np.stack([face.image for face in faces])
+    captions = [face.captions[0] for face in faces]
+    scorer = ClipScorer.load(SHIPPED / "clip")
+    own, shifted = scorer(images, captions), scorer(images, captions[1:] + captions[:1])
+    assert own.mean() > shifted.mean() + 1.0

@@ -16,6 +16,8 @@ whatever the row gave the model, so a row shows how far each input is obeyed wit
 The same scores of the real held-out faces are the judges' ceiling. Two more figures say whether the
 samples look like faces and differ from one another:
 
+- ``clip_score`` (when a CLIP is given, e.g. the one shipped with the composition): 100 x the cosine between
+  the CLIP embeddings of the sample and of the caption;
 - ``fd``: Fréchet distance between the attribute judge's features of the samples and of ``reference``
   other real held-out faces (the real faces' own distance, at the same N, is the floor);
 - ``diversity``: mean pairwise L2 distance (pixels in [0, 1]) among several samples drawn for the same
@@ -29,7 +31,7 @@ import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1_in_region, 
 
 FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
 REALISM = ("fd", "diversity")
+ClipScore = Callable[[np.ndarray, list[str]], np.ndarray]  # uint8 images, captions -> a score per image
 FIGURE_OF = {"segmentation": "mask_iou", "sketch": "edge_f1", "text": "attribute_accuracy"}
 
 
@@ -110,8 +113,9 @@ def face_inputs(face: FaceSample, targets: Targets, composer, modalities: Sequen
             for m in modalities}
 
 
-def score(images: np.ndarray, targets: Sequence[Targets], judges: Judges) -> dict[str, float]:
-    """The three figures of uint8 images (N, H, W, 3) against the targets (means over the N images)."""
+def score(images: np.ndarray, targets: Sequence[Targets], judges: Judges,
+          clip_score: ClipScore | None = None) -> dict[str, float]:
+    """The figures of uint8 images (N, H, W, 3) against the targets (means over the N images)."""
     parsed = judges.parsing.parse(images)
     predicted = judges.attributes.predict(images)
     ious, f1s, correct, total = [], [], 0, 0
@@ -121,8 +125,11 @@ def score(images: np.ndarray, targets: Sequence[Targets], judges: Judges) -> dic
         f1s.append(edge_f1_in_region(sketch_from_image(image) > 0, target.edge_reference > 0, region, tolerance=2))
         c, t = attribute_accuracy(attributes, parse_caption(target.caption), names=SCORED_ATTRIBUTES)
         correct, total = correct + c, total + t
-    return {"mask_iou": float(np.mean(ious)), "edge_f1": float(np.mean(f1s)),
-            "attribute_accuracy": correct / max(total, 1)}
+    figures = {"mask_iou": float(np.mean(ious)), "edge_f1": float(np.mean(f1s)),
+               "attribute_accuracy": correct / max(total, 1)}
+    if clip_score is not None:
+        figures["clip_score"] = float(np.mean(clip_score(images, [target.caption for target in targets])))
+    return figures
 
 
 @contextmanager
@@ -166,7 +173,8 @@ def row_diversity(composer, row: Row, faces: Sequence[FaceSample], targets: Sequ
 
 def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, steps: int | None = None,
              scheduler: str | None = None, seed: int = 0, batch_size: int = 32, reference: int = 1000,
-             diversity_faces: int = 8, diversity_samples: int = 4, progress: bool = True) -> dict:
+             diversity_faces: int = 8, diversity_samples: int = 4, clip_score: ClipScore | None = None,
+             progress: bool = True) -> dict:
     """Every row's figures on ``n`` held-out faces, plus the judges' ceiling on the real faces.
 
     The Fréchet reference is ``reference`` further test-split faces (after the first ``n``); diversity uses
@@ -178,7 +186,7 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     reference_features = judges.attributes.features(np.stack([test_split[n + i].image for i in range(reference)]))
     targets = {variant: targets_for(faces, variant, seed) for variant in dict.fromkeys(r.inputs for r in rows)}
     full = targets_for(faces, "full")
-    ceiling = {**score(real, full, judges), "fd": frechet_distance(judges.attributes.features(real), reference_features)}
+    ceiling = {**score(real, full, judges, clip_score), "fd": frechet_distance(judges.attributes.features(real), reference_features)}
     results = {"n": n, "steps": steps or composer.default_steps, "scheduler": scheduler or composer.scheduler_name,
                "seed": seed, "reference": reference, "diversity_faces": min(diversity_faces, n),
                "diversity_samples": diversity_samples, "ceiling": ceiling, "rows": []}
@@ -188,7 +196,7 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
         row_targets = targets[row.inputs]
         images = generate_row(composer, row, faces, row_targets, seed=seed, **settings)
         samples[row.name] = images
-        figures = {**score(images, row_targets, judges),
+        figures = {**score(images, row_targets, judges, clip_score),
                    "fd": frechet_distance(judges.attributes.features(images), reference_features)}
         if diversity_faces and diversity_samples >= 2:
             figures["diversity"] = row_diversity(composer, row, faces[:diversity_faces], row_targets[:diversity_faces],
@@ -201,13 +209,16 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
 
 def markdown_table(results: dict) -> str:
     """The rows as a Markdown table; the figure a row's own modalities control is in bold."""
-    head = "| row | mask IoU ↑ | edge F1 ↑ | attribute acc. ↑ | FD ↓ | diversity |\n|---|---|---|---|---|---|\n"
+    clip = "clip_score" in results["ceiling"]
+    head = ("| row | mask IoU ↑ | edge F1 ↑ | attribute acc. ↑ |" + (" CLIP score ↑ |" if clip else "")
+            + " FD ↓ | diversity |\n|---|---|---|---|" + ("---|" if clip else "") + "---|---|\n")
     lines = []
     for row in [{"name": "real held-out faces (judges' ceiling)", "modalities": (), "figures": results["ceiling"]},
                 *results["rows"]]:
         own = {FIGURE_OF[m] for m in row["modalities"] if m in FIGURE_OF}
         cells = [f"**{row['figures'][f]:.3f}**" if f in own else f"{row['figures'][f]:.3f}" for f in FIGURES]
-        cells += [f"{row['figures'][f]:.2f}" if f in row["figures"] else "–" for f in REALISM]
+        cells += [f"{row['figures'][f]:.2f}" if f in row["figures"] else "–"
+                  for f in (("clip_score",) if clip else ()) + REALISM]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     note = (f"\n\n{results['n']} held-out faces per row, {results['steps']} {results['scheduler']} steps, seed "
             f"{results['seed']}. FD: attribute-judge features against {results['reference']} other held-out faces. ")

@@ -189,3 +189,26 @@ def _load_into(module, weights: dict[str, torch.Tensor], folder: Path, *, strict
         module.load_state_dict(weights, strict=strict)
     except RuntimeError as exc:
         raise CheckpointError(f"the weights in {str(folder)!r} do not fit their config: {exc}") from exc
+
+
+class ClipScorer:
+    """CLIP score of images against captions: ``100 * cos(image embedding, caption embedding)``, per image."""
+
+    def __init__(self, model, context_length: int):
+        self.model, self.context_length = model.eval(), context_length
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "ClipScorer":
+        model, config = load_clip(folder)
+        return cls(model, int(config["text_cfg"]["context_length"]))
+
+    @torch.no_grad()
+    def __call__(self, images: np.ndarray, captions: list[str]) -> np.ndarray:
+        """uint8 images ``(N, H, W, 3)`` at the CLIP's image size and N captions -> N scores."""
+        from mcdm_text.tokens import tokenize_batch
+
+        if len(images) != len(captions):
+            raise ValueError(f"{len(images)} images but {len(captions)} captions")
+        image_features = self.model.encode_image(images_to_tensor(images), normalize=True)
+        text_features = self.model.encode_text(tokenize_batch(list(captions), self.context_length), normalize=True)
+        return (100.0 * (image_features * text_features).sum(dim=-1)).numpy()

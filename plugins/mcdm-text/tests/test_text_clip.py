@@ -96,3 +96,19 @@ def test_command_line_entry(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "caption->image top-1 among 64" in out and "CLIP written to" in out
     load_clip(tmp_path / "run" / "clip")
+
+
+def test_clip_scorer_gives_one_cosine_score_per_image(tmp_path, tiny_clip_config):
+    import numpy as np
+
+    from mcdm_text.clip import ClipScorer
+
+    torch.manual_seed(0)
+    folder = save_clip(build_clip(tiny_clip_config), tiny_clip_config, tmp_path / "clip")
+    scorer = ClipScorer.load(folder)
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    scores = scorer(images, ["a woman with red hair", "a bald man", "a smiling face"])
+    assert scores.shape == (3,) and np.all(np.abs(scores) <= 100.0 + 1e-4)
+    assert len(set(np.round(scores, 4))) == 3
+    with pytest.raises(ValueError, match="3 images but 2 captions"):
+        scorer(images, ["a", "b"])
