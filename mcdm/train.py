@@ -39,6 +39,7 @@ class DataConfig:
     size: int = 32
     length: int = 50_000  # training samples (the test split is disjoint; see mcdm.data)
     seed: int = 0
+    variant: str = "default"  # mcdm.data.variants: the distribution the faces are drawn from
 
 
 @dataclass
@@ -222,8 +223,9 @@ def open_training_data(config: DataConfig):
     from mcdm.data.synthfaces import SynthFaces
 
     if config.length < CACHE_FROM:
-        return SynthFaces(size=config.size, seed=config.seed, split="train", length=config.length)
-    return load_or_build_cache(config.size, config.length, config.seed, "train")
+        return SynthFaces(size=config.size, seed=config.seed, split="train", length=config.length,
+                          variant=config.variant)
+    return load_or_build_cache(config.size, config.length, config.seed, "train", variant=config.variant)
 
 
 def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int):
@@ -250,7 +252,8 @@ def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: 
     from mcdm.imageio import grid, save_png_atomic
     from mcdm.sampling import sample
 
-    held_out = SynthFaces(size=config.data.size, seed=config.data.seed, split="test", length=n)
+    held_out = SynthFaces(size=config.data.size, seed=config.data.seed, split="test", length=n,
+                          variant=config.data.variant)
     cond = None
     if modality is not None:
         rng = np.random.default_rng(0)

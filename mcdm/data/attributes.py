@@ -162,7 +162,7 @@ def sample_attributes(rng: np.random.Generator) -> FaceAttributes:
     eye_color: EyeColor = EYE_COLORS[rng.integers(4)]
     face_shape: FaceShape = FACE_SHAPES[rng.integers(4)]
     flags = rng.random(9)
-    skin = _jitter(rng, SKIN_RGB[skin_tone], 10)
+    skin = jitter_rgb(rng, SKIN_RGB[skin_tone], 10)
     lipstick = rng.uniform(0.15, 0.35) if male else rng.uniform(0.3, 0.65)
     return FaceAttributes(
         gender=gender,
@@ -188,8 +188,8 @@ def sample_attributes(rng: np.random.Generator) -> FaceAttributes:
         nose_length=float(rng.uniform(0.85, 1.15)),
         mouth_width=float(rng.uniform(0.85, 1.2)),
         skin_rgb=skin,
-        hair_rgb=_jitter(rng, HAIR_RGB[hair_color], 12),
-        iris_rgb=_jitter(rng, IRIS_RGB[eye_color], 10),
+        hair_rgb=jitter_rgb(rng, HAIR_RGB[hair_color], 12),
+        iris_rgb=jitter_rgb(rng, IRIS_RGB[eye_color], 10),
         lip_rgb=_mix(skin, (186, 52, 72), lipstick),
         cloth_rgb=_random_rgb(rng),
         hat_rgb=_random_rgb(rng),
@@ -202,7 +202,7 @@ def sample_attributes(rng: np.random.Generator) -> FaceAttributes:
     )
 
 
-def _jitter(rng: np.random.Generator, rgb: RGB, amount: int) -> RGB:
+def jitter_rgb(rng: np.random.Generator, rgb: RGB, amount: int) -> RGB:
     shift = rng.integers(-amount, amount + 1) + rng.integers(-amount // 3, amount // 3 + 1, size=3)
     return tuple(int(c) for c in np.clip(np.array(rgb) + shift, 0, 255))  # type: ignore[return-value]
 

@@ -1,6 +1,6 @@
 """A synthfaces split rendered once to numpy files, then memory-mapped on every later use.
 
-One directory per (version, size, n, seed, split) under ``cache_dir``:
+One directory per (version, size, n, seed, split, variant) under ``cache_dir``:
 
     images.npy      N x S x S x 3 uint8
     masks.npy       N x S x S uint8 (LABELS ids)
@@ -63,6 +63,7 @@ def load_or_build_cache(
     split: Split,
     cache_dir: str | os.PathLike[str] | None = None,
     *,
+    variant: str = "default",
     workers: int | None = None,
     progress: bool = True,
 ) -> SynthCache:
@@ -71,11 +72,11 @@ def load_or_build_cache(
     Building renders in ``workers`` processes (default: all usable cores) and writes atomically, so an
     interrupted build leaves nothing behind and a finished cache is never partial.
     """
-    faces = SynthFaces(size=size, seed=seed, split=split, length=n)  # validates the arguments
+    faces = SynthFaces(size=size, seed=seed, split=split, length=n, variant=variant)  # validates the arguments
     if n < 1:
         raise ValueError(f"load_or_build_cache: n must be at least 1, got {n}")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = root / f"v{DATASET_VERSION}-size{size}-n{n}-seed{seed}-{split}"
+    path = root / f"v{DATASET_VERSION}-size{size}-n{n}-seed{seed}-{split}{'' if variant == 'default' else '-' + variant}"
     if not (path / "captions.json").exists():
         try:
             with atomic_folder(path, replace=False) as tmp:

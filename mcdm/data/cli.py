@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 MIN_SIZE, MAX_SIZE = 32, 256  # mirrors mcdm.data.render, which this module must not import (numpy, PIL)
+VARIANT_NAMES = ("default", "dark-hair", "studio")  # mirrors mcdm.data.variants.VARIANTS
 
 
 @click.group(name="data")
@@ -27,8 +28,11 @@ def data() -> None:
 @click.option("--image-format", type=click.Choice(["png", "jpg"]), default="png", show_default=True)
 @click.option("--test-fraction", default=0.1, show_default=True, type=float, help="Share of faces in the test split.")
 @click.option("--workers", default=None, type=int, help="Worker processes (default: all cores).")
+@click.option("--variant", type=click.Choice(VARIANT_NAMES), default="default", show_default=True,
+              help="The distribution the faces are drawn from (mcdm.data.variants).")
 def synth(
-    out: Path, n: int, size: int, seed: int, layout: str, image_format: str, test_fraction: float, workers: int | None
+    out: Path, n: int, size: int, seed: int, layout: str, image_format: str, test_fraction: float, workers: int | None,
+    variant: str,
 ) -> None:
     """Write a synthfaces dataset to OUT in a real dataset's layout."""
     if not MIN_SIZE <= size <= MAX_SIZE:
@@ -49,7 +53,7 @@ def synth(
     try:
         path = write_synthfaces(
             out, n, size, seed, layout=layout, image_format=image_format,  # type: ignore[arg-type]
-            test_fraction=test_fraction, workers=workers,
+            test_fraction=test_fraction, workers=workers, variant=variant,
         )  # fmt: skip
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error

@@ -16,6 +16,7 @@ from mcdm.data.captions import CAPTIONS_PER_SAMPLE, captions_for
 from mcdm.data.render import MAX_SIZE, MIN_SIZE, render_face
 from mcdm.data.sample import FaceSample
 from mcdm.data.sketch import sketch_from_image
+from mcdm.data.variants import apply_variant, check_variant
 
 __all__ = ["FaceAttributes", "FaceSample", "SynthFaces", "render_face", "sample_attributes", "sample_rng"]
 
@@ -24,7 +25,7 @@ DATASET_VERSION = 1
 
 Split = Literal["train", "test"]
 SPLITS: tuple[Split, ...] = ("train", "test")
-_ATTRIBUTE_STREAM, _CAPTION_STREAM = 0, 1
+_ATTRIBUTE_STREAM, _CAPTION_STREAM, _VARIANT_STREAM = 0, 1, 2
 
 
 def sample_rng(seed: int, split: Split, index: int, stream: int) -> np.random.Generator:
@@ -42,6 +43,7 @@ class SynthFaces(Sequence[FaceSample]):
         split: Split = "train",
         length: int = 10_000,
         n_captions: int = CAPTIONS_PER_SAMPLE,
+        variant: str = "default",
     ) -> None:
         if not MIN_SIZE <= size <= MAX_SIZE:
             raise ValueError(f"SynthFaces: size must be {MIN_SIZE}..{MAX_SIZE}, got {size}")
@@ -49,7 +51,9 @@ class SynthFaces(Sequence[FaceSample]):
             raise ValueError(f"SynthFaces: split must be one of {SPLITS}, got {split!r}")
         if seed < 0 or length < 0 or n_captions < 0:
             raise ValueError(f"SynthFaces: seed, length, n_captions must be >= 0, got {seed}, {length}, {n_captions}")
+        check_variant(variant)
         self.size, self.seed, self.split, self.length, self.n_captions = size, seed, split, length, n_captions
+        self.variant = variant
 
     def __len__(self) -> int:
         return self.length
@@ -67,12 +71,14 @@ class SynthFaces(Sequence[FaceSample]):
             sketch=sketch_from_image(image),
             attributes=attributes,
             captions=captions,
-            name=f"synthfaces/{self.split}/{index}",
+            name=f"synthfaces{'' if self.variant == 'default' else '-' + self.variant}/{self.split}/{index}",
         )
 
     def attributes(self, index: int) -> FaceAttributes:
         """The attribute record of sample ``index`` (cheap: nothing is rendered)."""
-        return sample_attributes(sample_rng(self.seed, self.split, index, _ATTRIBUTE_STREAM))
+        attributes = sample_attributes(sample_rng(self.seed, self.split, index, _ATTRIBUTE_STREAM))
+        return apply_variant(attributes, self.variant, sample_rng(self.seed, self.split, index, _VARIANT_STREAM))
 
     def __repr__(self) -> str:
-        return f"SynthFaces(size={self.size}, seed={self.seed}, split={self.split!r}, length={self.length})"
+        variant = "" if self.variant == "default" else f", variant={self.variant!r}"
+        return f"SynthFaces(size={self.size}, seed={self.seed}, split={self.split!r}, length={self.length}{variant})"

@@ -25,6 +25,7 @@ from mcdm.data.parallel import Chunk, chunks, map_chunks
 from mcdm.data.render import MAX_SIZE, MIN_SIZE
 from mcdm.data.sample import FaceSample
 from mcdm.data.synthfaces import DATASET_VERSION, SPLITS, Split, SynthFaces
+from mcdm.data.variants import check_variant
 
 Layout = Literal["celeba", "folder"]
 ImageFormat = Literal["png", "jpg"]
@@ -41,6 +42,7 @@ class _Job:
     n_test: int
     layout: Layout
     image_format: ImageFormat
+    variant: str = "default"
 
     def sample(self, image_id: int) -> tuple[Split, int]:
         """(split, index in that split) of a dataset id."""
@@ -61,10 +63,12 @@ def write_synthfaces(
     test_fraction: float = 0.1,
     workers: int | None = None,
     progress: bool = True,
+    variant: str = "default",
 ) -> Path:
     """Write ``n`` synthetic faces of ``size`` pixels to ``out_dir`` (which must not exist, or be empty).
 
     ``image_format="png"`` keeps every modality exact; ``"jpg"`` (quality 95) mimics the real files.
+    ``variant`` draws the faces from another distribution (``mcdm.data.variants``).
     The dataset appears all at once: it is built in a temporary directory next to ``out_dir`` and renamed.
     """
     out = Path(out_dir)
@@ -80,12 +84,13 @@ def write_synthfaces(
         raise ValueError(f"layout must be 'celeba' or 'folder', got {layout!r}")
     if image_format not in ("png", "jpg"):
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
+    check_variant(variant)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not an empty directory")
 
     n_test = int(round(n * test_fraction))
     with atomic_folder(out, replace=False) as tmp:
-        job = _Job(tmp, size, seed, n - n_test, n_test, layout, image_format)
+        job = _Job(tmp, size, seed, n - n_test, n_test, layout, image_format, variant)
         attributes: dict[str, Any] = {}
         for written in map_chunks(partial(_write_chunk, job), chunks(n, 64), workers, progress, "writing synthfaces"):
             attributes.update(written)
@@ -96,7 +101,8 @@ def write_synthfaces(
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(pickle.dumps([str(i) for i in ids[split]], protocol=2))
         metadata = {
-            "dataset": "synthfaces", "version": DATASET_VERSION, "size": size, "seed": seed, "layout": layout,
+            "dataset": "synthfaces", "version": DATASET_VERSION, "variant": variant, "size": size, "seed": seed,
+            "layout": layout,
             "image_format": image_format, "ids": ids, "attributes": attributes,
         }  # fmt: skip
         (tmp / METADATA_FILE).write_text(json.dumps(metadata), encoding="utf-8")
@@ -105,7 +111,8 @@ def write_synthfaces(
 
 def _write_chunk(job: _Job, chunk: Chunk) -> dict[str, Any]:
     """Render and write the samples of ``chunk``; return their attributes by id."""
-    faces = {split: SynthFaces(job.size, job.seed, split, job.split_length(split)) for split in SPLITS}
+    faces = {split: SynthFaces(job.size, job.seed, split, job.split_length(split), variant=job.variant)
+             for split in SPLITS}
     written = {}
     for image_id in range(*chunk):
         split, index = job.sample(image_id)

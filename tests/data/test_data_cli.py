@@ -43,3 +43,14 @@ def test_importing_the_cli_stays_light():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_synth_variant_choices_mirror_the_variants(tmp_path):
+    from mcdm.data.cli import VARIANT_NAMES
+    from mcdm.data.variants import VARIANTS
+
+    assert VARIANT_NAMES == tuple(VARIANTS)
+    result = CliRunner().invoke(data, ["synth", "--out", str(tmp_path / "d"), "--n", "4", "--size", "32",
+                                       "--variant", "studio", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert '"variant": "studio"' in (tmp_path / "d" / "synthfaces.json").read_text()
