@@ -20,7 +20,7 @@ from mcdm.config import CompositionConfig, ModalityConfig, load_config
 from mcdm.errors import ConditionError, ConfigError, MCDMError, UnknownNameError
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import COMPOSITION_FILE, resolve
-from mcdm.predictor import ComposedEps, EpsModel, Term
+from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
 from mcdm.sampling import StepCallback, sample
 from mcdm.schedule import check_compatible, make_scheduler
 
@@ -39,6 +39,7 @@ class Composer:
         steps: int = 25,
         corrector_steps: int = 0,
         corrector_size: float = 0.1,
+        prior_mixture: Mapping[str, float] | None = None,
         plugins: PluginSet | None = None,
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
@@ -67,6 +68,7 @@ class Composer:
         self.scheduler_name = scheduler
         self.default_steps = steps
         self.corrector = {"corrector_steps": corrector_steps, "corrector_size": corrector_size}
+        self.prior_mixture = self._check_mixture(dict(prior_mixture or {}))
         self.sample_size = prior.denoiser.sample_size
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
@@ -82,7 +84,8 @@ class Composer:
         models = {
             name: load_model(root / m.path, plugins, name=f"{config.name}/{name}") for name, m in config.modalities.items()
         }
-        kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size, **kwargs}
+        kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
+                  "prior_mixture": dict(config.prior_mixture), **kwargs}
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
                    plugins=plugins, **kwargs)
 
@@ -167,7 +170,20 @@ class Composer:
                 raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
         terms = [self._term(name, cond, shared, (weights or {}).get(name)) for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
-        return ComposedEps(self.prior, terms, batch_size=size)
+        missing = [name for name in self.prior_mixture if name != PRIOR and name not in batch]
+        if missing:
+            raise ConfigError(f"the prior mixture uses the own null predictions of {missing}, but this request "
+                              "gives them no condition: give one, or leave them out of prior_mixture")
+        return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+
+    def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
+        unknown = [name for name in mixture if name != PRIOR and name not in self.models]
+        if unknown:
+            raise ConfigError(f"prior_mixture names {unknown}; it takes {PRIOR!r} and this composition's modalities: "
+                              f"{', '.join(self.models) or 'none'}")
+        if mixture and (abs(sum(mixture.values()) - 1.0) > 1e-6 or min(mixture.values()) < 0):
+            raise ConfigError(f"prior_mixture weights must be >= 0 and sum to 1, got {mixture}")
+        return mixture
 
     def _prepare_batch(self, conditions, num_images: int | None) -> tuple[dict[str, torch.Tensor], bool]:
         """Condition batches (B, ...) per modality, and whether every image shares one condition."""

@@ -39,6 +39,9 @@ class CompositionConfig:
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
     scheduler: str = "dpm++"
     steps: int = 25
+    # eps_u as a mixture of priors, {name: weight} summing to 1: "prior" and/or modalities (their own
+    # null-condition predictions); empty: the prior alone (mcdm.predictor.ComposedEps)
+    prior_mixture: dict[str, float] = field(default_factory=dict)
     corrector_steps: int = 0  # Langevin steps after each sampler step (mcdm.sampling.langevin_correct)
     corrector_size: float = 0.1
 

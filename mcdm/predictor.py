@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from mcdm.checkpoint import LoadedModel
-from mcdm.combine import Baseline, TimeWindow, combine
+from mcdm.combine import Baseline, TimeWindow, combine, mix_priors
 from mcdm.schedule import Prediction, alphas_cumprod, to_eps
 
 
@@ -54,24 +54,39 @@ class Term:
     baseline: Baseline = Baseline.SHARED
 
 
-class ComposedEps:
-    """The composed predictor: prior + terms through :func:`mcdm.combine.combine`. It is itself a predictor."""
+PRIOR = "prior"  # the shared prior's name in a prior mixture; every other name is a term's own null prediction
 
-    def __init__(self, prior: EpsModel, terms: list[Term], batch_size: int = 1):
+
+class ComposedEps:
+    """The composed predictor: prior + terms through :func:`mcdm.combine.combine`. It is itself a predictor.
+
+    ``prior_mixture`` ({name: pi}, the pi summing to 1) replaces eps_u by a mixture of priors: ``"prior"`` is
+    the shared prior, a term's name its model's own null-condition prediction (the prior of the dataset it
+    was trained on). The mixture is eps_u everywhere, in the shared baselines too.
+    """
+
+    def __init__(self, prior: EpsModel, terms: list[Term], batch_size: int = 1,
+                 prior_mixture: dict[str, float] | None = None):
         self.prior = prior
         self.terms = terms
         self.batch_size = batch_size  # images per request: the sampler's batch
         self.num_train_timesteps = prior.num_train_timesteps
+        self.prior_mixture = dict(prior_mixture or {})
+        unknown = set(self.prior_mixture) - {PRIOR, *(term.name for term in terms)}
+        if unknown:
+            raise ValueError(f"prior mixture names {sorted(unknown)}, which this request has no model for")
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # t comes from scheduler.timesteps, kept on the CPU: reading it never waits for the device.
         t_fraction = float(t) / self.num_train_timesteps
-        eps_u = self.prior(x_t, t, None)
+        eps_u, nulls = self._prior(x_t, t)
         predictions, weights, baselines = [], [], []
         for term in self.terms:
             if not term.window.contains(t_fraction):
                 continue  # weight 0 at this step: skip the network call entirely
-            if term.baseline is Baseline.OWN:
+            if term.baseline is Baseline.OWN and term.name in nulls:
+                eps_i, own = term.model(x_t, t, term.condition), nulls[term.name]
+            elif term.baseline is Baseline.OWN:
                 # conditional and null-condition predictions in one batch: one forward pass
                 both = term.model(torch.cat([x_t, x_t]), t, torch.cat([term.condition, term.null_condition]))
                 eps_i, own = both.chunk(2)
@@ -81,3 +96,13 @@ class ComposedEps:
             weights.append(term.weight)
             baselines.append(own)
         return combine(eps_u, predictions, weights, baselines)
+
+    def _prior(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """eps_u (the prior, or the mixture of priors) and the terms' null predictions computed for it."""
+        if not self.prior_mixture:
+            return self.prior(x_t, t, None), {}
+        terms = {term.name: term for term in self.terms}
+        parts = {name: self.prior(x_t, t, None) if name == PRIOR
+                 else terms[name].model(x_t, t, terms[name].null_condition) for name in self.prior_mixture}
+        eps_u = mix_priors(list(parts.values()), list(self.prior_mixture.values()))
+        return eps_u, {name: eps for name, eps in parts.items() if name != PRIOR}

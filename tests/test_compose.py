@@ -11,7 +11,7 @@ from mcdm.checkpoint import load_model
 from mcdm.combine import Baseline
 from mcdm.compose import Composer
 from mcdm.config import ModalityConfig
-from mcdm.errors import CheckpointError, ConditionError, IncompatibleModelsError, UnknownNameError
+from mcdm.errors import CheckpointError, ConditionError, ConfigError, IncompatibleModelsError, UnknownNameError
 from mcdm.predictor import EpsModel
 
 MAPS = {name: np.random.default_rng(i).random((SIZE, SIZE)) for i, name in enumerate(("toy_a", "toy_b", "toy_c", "toy_d"))}
@@ -225,3 +225,41 @@ def test_per_image_conditions_must_name_the_same_modalities(toy_composer):
     composer = toy_composer(names=("toy_a", "toy_b"))
     with pytest.raises(ConfigError, match="image 1 names modalities"):
         composer.predictor([{"toy_a": MAPS["toy_a"]}, {"toy_b": MAPS["toy_b"]}])
+
+
+def test_a_prior_mixture_replaces_eps_u_everywhere(toy_composer):
+    composer = toy_composer(names=("toy_a", "toy_b"), prior_mixture={"prior": 0.25, "toy_a": 0.75})
+    x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor(400)
+    conditions = {"toy_a": MAPS["toy_a"], "toy_b": MAPS["toy_b"]}
+    predictor = composer.predictor(conditions, num_images=2)
+    a, b = predictor.terms
+    mixture = 0.25 * composer.prior(x, t, None) + 0.75 * composer.models["toy_a"](x, t, a.null_condition)
+    eps_a, eps_b = composer.models["toy_a"](x, t, a.condition), composer.models["toy_b"](x, t, b.condition)
+    torch.testing.assert_close(predictor(x, t), mixture + (eps_a - mixture) + (eps_b - mixture), rtol=1e-4, atol=1e-5)
+    plain = toy_composer(names=("toy_a", "toy_b")).predictor(conditions, num_images=2)
+    assert (plain(x, t) - predictor(x, t)).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("mixture, message", [({"prior": 0.5, "toy_z": 0.5}, "prior_mixture names"),
+                                              ({"prior": 0.5, "toy_a": 0.4}, "sum to 1")])
+def test_a_bad_prior_mixture_is_refused(toy_composer, mixture, message):
+    with pytest.raises(ConfigError, match=message):
+        toy_composer(names=("toy_a",), prior_mixture=mixture)
+
+
+def test_a_prior_mixture_needs_the_conditions_of_its_modalities(toy_composer):
+    composer = toy_composer(names=("toy_a", "toy_b"), prior_mixture={"toy_a": 0.5, "toy_b": 0.5})
+    with pytest.raises(ConfigError, match=r"own null predictions of \['toy_b'\]"):
+        composer.predictor({"toy_a": MAPS["toy_a"]})
+
+
+def test_an_own_baseline_reuses_the_null_prediction_the_mixture_made(toy_composer):
+    settings = {"toy_a": ModalityConfig(path="", baseline=Baseline.OWN)}
+    composer = toy_composer(names=("toy_a",), settings=settings, prior_mixture={"prior": 0.5, "toy_a": 0.5})
+    x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor(600)
+    predictor = composer.predictor({"toy_a": MAPS["toy_a"]}, num_images=2)
+    (term,) = predictor.terms
+    model = composer.models["toy_a"]
+    own = model(x, t, term.null_condition)
+    expected = 0.5 * composer.prior(x, t, None) + 0.5 * own + model(x, t, term.condition) - own
+    torch.testing.assert_close(predictor(x, t), expected, rtol=1e-4, atol=1e-5)
