@@ -229,8 +229,9 @@ def markdown_table(results: dict) -> str:
 
 
 def write_results(results: dict, out: Path, examples: int = 8) -> None:
-    """results.json, results.md, samples.png (one line per row: its first ``examples`` samples) and
-    composed_vs_real.png (up to 64 samples of the row with the most modalities beside as many real faces)."""
+    """results.json, results.md, samples.png (one line per row: its first ``examples`` samples),
+    composed_vs_real.png (up to 64 samples of the row with the most modalities beside as many real faces)
+    and figures.png (the constraint figures of every row as bars)."""
     from PIL import Image
 
     from mcdm.imageio import grid, save_png_atomic
@@ -242,6 +243,7 @@ def write_results(results: dict, out: Path, examples: int = 8) -> None:
     tiles = [Image.fromarray(image) for images in results["samples"].values() for image in images[:examples]]
     columns = min(examples, min(len(images) for images in results["samples"].values()))
     save_png_atomic(grid(tiles, columns=columns), out / "samples.png")
+    bar_chart(results, out / "figures.png")
     widest = max(results["rows"], key=lambda row: len(row["modalities"]))
     save_png_atomic(side_by_side(results["samples"][widest["name"]][:64], results["real"][:64],
                                  labels=(widest["name"], "real held-out faces")), out / "composed_vs_real.png")
@@ -266,3 +268,28 @@ def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str], s
         canvas.paste(sheet, (x, header))
         x += sheet.width + gap
     return canvas
+
+
+def bar_chart(results: dict, path: Path) -> None:
+    """One group of bars per figure (mask IoU, edge F1, attribute accuracy), one bar per row, the ceiling dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["rows"]
+    fig, ax = plt.subplots(figsize=(min(11.0, 4 + 0.25 * len(rows) * len(FIGURES)), 3.6), dpi=120)
+    width = 0.8 / len(rows)
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(rows), 2)))
+    for i, row in enumerate(rows):
+        xs = np.arange(len(FIGURES)) + (i - (len(rows) - 1) / 2) * width
+        ax.bar(xs, [row["figures"][f] for f in FIGURES], width, label=row["name"], color=colours[i])
+    for j, figure in enumerate(FIGURES):
+        ax.hlines(results["ceiling"][figure], j - 0.4, j + 0.4, colors="black", linestyles="dashed", linewidth=1)
+    ax.set_xticks(np.arange(len(FIGURES)), ["mask IoU", "edge F1", "attribute accuracy"])
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{results['n']} held-out faces per row; dashed: real faces (the judges' ceiling)", fontsize=9)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

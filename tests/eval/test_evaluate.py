@@ -66,7 +66,7 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["n"] == 3 and "samples" not in saved and "real" not in saved
     assert "3 held-out faces per row" in markdown_table(results)
-    assert (tmp_path / "out" / "samples.png").is_file()
+    assert (tmp_path / "out" / "samples.png").is_file() and (tmp_path / "out" / "figures.png").is_file()
     with Image.open(tmp_path / "out" / "composed_vs_real.png") as sheet:  # two grids of 2x2 tiles of 64 px
         assert sheet.width > 4 * 64 and sheet.height > 2 * 64
 
