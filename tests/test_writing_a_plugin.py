@@ -73,7 +73,7 @@ def test_the_doc_names_every_hook_and_the_whole_modality_contract():
 def test_the_doc_from_example_plugin_to_composed_image(tmp_path):
     work, site = tmp_path / "work", tmp_path / "site"
     work.mkdir()
-    for name in ("examples", "configs"):  # what the doc's commands read from the repository root
+    for name in ("examples", "configs", "pretrained"):  # what the doc's commands read from the repository root
         (work / name).symlink_to(REPO / name, target_is_directory=True)
     blocks = doc_blocks()
     assert len(blocks) >= 5, "expected the doc's steps as bash blocks"
@@ -99,10 +99,9 @@ def test_the_doc_from_example_plugin_to_composed_image(tmp_path):
     assert listing["modalities"]["tinythumb"]["plugin"] == "tinythumb"
     assert listing["broken"] == {}
 
-    # trained, composed with the prior and the sketch model, and sampled
+    # trained, composed with the shipped prior, sketch, segmentation and text models, and sampled
     manifest = json.loads((work / "runs" / "tinythumb" / "model" / "mcdm.json").read_text())
     assert manifest["modality"] == "tinythumb" and manifest["denoiser_config"]["cond_channels"] == 4
-    assert (work / "runs" / "prior" / "model" / "mcdm.json").is_file()
     with Image.open(work / "faces.png") as image:
         assert image.size == (32, 32)
     assert "wrote 1 image(s) to faces.png" in output
