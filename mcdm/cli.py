@@ -122,24 +122,59 @@ def demo(model, steps, seed, out):
               help="Samples per face (for 8 faces) that the diversity figure compares; 0 or 1 leaves it out.")
 @click.option("--rows", "row_set", type=click.Choice(["standard", "partial"]), default="standard", show_default=True,
               help="standard: the prior, every subset of the modalities; partial: partial inputs and the options.")
+@click.option("--tune", "tune_n", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Add a row with weights tuned on this many validation faces (never scored); 0: no tuning.")
+@click.option("--oracle", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A joint model folder (plugins/mcdm-joint) to add as the paired-data oracle's rows.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
 @friendly_errors
-def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, out):
+def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, tune_n, oracle, out):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
-    from mcdm.eval.evaluate import (evaluate as run_evaluation, markdown_table, partial_input_rows, standard_rows,
-                                    write_results)
+    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, partial_input_rows,
+                                    standard_rows, write_results)
     from mcdm.eval.judges import Judges
     from mcdm.pretrained import resolve
 
     composer = Composer.from_pretrained(model)
-    rows = (standard_rows if row_set == "standard" else partial_input_rows)(list(composer.models))
-    results = run_evaluation(composer, Judges.load(resolve(judges)), rows, n=n,
-                             steps=steps, scheduler=scheduler, seed=seed, reference=reference,
-                             diversity_samples=diversity_samples, clip_score=_shipped_clip(resolve(model)))
+    judge = Judges.load(resolve(judges))
+    modalities = list(composer.models)
+    rows = (standard_rows if row_set == "standard" else partial_input_rows)(modalities)
+    tuning = None
+    if tune_n:
+        from mcdm.eval.tune import tune_weights
+
+        weights, trials = tune_weights(composer, judge, modalities, n=tune_n, steps=steps, scheduler=scheduler,
+                                       seed=seed)
+        tuning = {"weights": weights, "trials": trials}
+        label = ", ".join(f"{m} {w:g}" for m, w in weights.items())
+        rows.append(Row(f"all, tuned weights ({label})", tuple(modalities), weights=tuple(weights.items())))
+    others = []
+    if oracle is not None:
+        others.append(_oracle_composer(resolve(model), oracle, composer))
+        rows += [Row(f"joint oracle{'' if variant == 'full' else f' ({variant})'}", ("joint",), inputs=variant)
+                 for variant in dict.fromkeys(row.inputs for row in rows)]
+    results = run_evaluation(composer, judge, rows, n=n, steps=steps, scheduler=scheduler, seed=seed,
+                             reference=reference, diversity_samples=diversity_samples,
+                             clip_score=_shipped_clip(resolve(model)), others=others)
+    if tuning is not None:
+        results["tuning"] = tuning
     write_results(results, out)
     click.echo(markdown_table(results))
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+
+
+def _oracle_composer(composition: Path, oracle: Path, composer):
+    """The joint oracle composed with the composition's own prior and sampler settings."""
+    from mcdm.checkpoint import load_model
+    from mcdm.compose import Composer
+    from mcdm.config import CompositionConfig, load_config
+    from mcdm.pretrained import COMPOSITION_FILE
+
+    config = load_config(CompositionConfig, composition / COMPOSITION_FILE)
+    prior = load_model(composition / config.prior, composer.plugins, name="prior")
+    joint = load_model(oracle, composer.plugins, name="joint oracle")
+    return Composer(prior, {"joint": joint}, scheduler=config.scheduler, steps=config.steps, plugins=composer.plugins)
 
 
 def _shipped_clip(composition: Path):

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mcdm.combine import Baseline
 from mcdm.data.captions import parse_caption
 from mcdm.data.sample import FaceSample
 from mcdm.data.sketch import sketch_from_image
@@ -49,6 +50,7 @@ FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
 REALISM = ("fd", "diversity")
 ClipScore = Callable[[np.ndarray, list[str]], np.ndarray]  # uint8 images, captions -> a score per image
 FIGURE_OF = {"segmentation": "mask_iou", "sketch": "edge_f1", "text": "attribute_accuracy"}
+JOINT = "joint"  # the oracle modality (plugins/mcdm-joint): it controls every figure
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,14 @@ class RowResult:
 
 
 def standard_rows(modalities: Sequence[str]) -> list[Row]:
-    """The prior alone, each modality alone, every pair, ..., all of them (unit weights: MCDM)."""
+    """The prior alone, each modality alone, every pair, ..., all of them (unit weights: MCDM), and all of them
+    with each model's own null prediction as its baseline."""
     rows = [Row("prior", ())]
     for k in range(1, len(modalities) + 1):
         rows += [Row(" + ".join(combo), tuple(combo)) for combo in itertools.combinations(modalities, k)]
+    if len(modalities) > 1:
+        rows.append(Row("all, own baselines", tuple(modalities),
+                        settings=tuple((m, "baseline", Baseline.OWN) for m in modalities)))
     return rows
 
 
@@ -174,11 +180,13 @@ def row_diversity(composer, row: Row, faces: Sequence[FaceSample], targets: Sequ
 def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, steps: int | None = None,
              scheduler: str | None = None, seed: int = 0, batch_size: int = 32, reference: int = 1000,
              diversity_faces: int = 8, diversity_samples: int = 4, clip_score: ClipScore | None = None,
-             progress: bool = True) -> dict:
+             others: Sequence = (), progress: bool = True) -> dict:
     """Every row's figures on ``n`` held-out faces, plus the judges' ceiling on the real faces.
 
     The Fréchet reference is ``reference`` further test-split faces (after the first ``n``); diversity uses
     ``diversity_samples`` extra draws for each of the first ``diversity_faces`` faces (0 leaves it out).
+    A row whose modalities ``composer`` lacks runs on the first of ``others`` that has them all (e.g. the
+    joint oracle's composer).
     """
     test_split = SynthFaces(size=composer.sample_size, seed=0, split="test", length=n + reference)
     faces = [test_split[i] for i in range(n)]
@@ -194,17 +202,25 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     settings = dict(steps=steps, scheduler=scheduler, batch_size=batch_size)
     for row in tqdm(rows, desc="evaluate", disable=not progress):
         row_targets = targets[row.inputs]
-        images = generate_row(composer, row, faces, row_targets, seed=seed, **settings)
+        runner = composer_for(row, [composer, *others])
+        images = generate_row(runner, row, faces, row_targets, seed=seed, **settings)
         samples[row.name] = images
         figures = {**score(images, row_targets, judges, clip_score),
                    "fd": frechet_distance(judges.attributes.features(images), reference_features)}
         if diversity_faces and diversity_samples >= 2:
-            figures["diversity"] = row_diversity(composer, row, faces[:diversity_faces], row_targets[:diversity_faces],
+            figures["diversity"] = row_diversity(runner, row, faces[:diversity_faces], row_targets[:diversity_faces],
                                                  samples=diversity_samples, seed=seed, **settings)
         results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs)))
     results["samples"] = samples
     results["real"] = real
     return results
+
+
+def composer_for(row: Row, composers: Sequence):
+    for candidate in composers:
+        if all(m in candidate.models for m in row.modalities):
+            return candidate
+    raise ValueError(f"row {row.name!r}: no composer has all of {', '.join(row.modalities)}")
 
 
 def markdown_table(results: dict) -> str:
@@ -215,7 +231,7 @@ def markdown_table(results: dict) -> str:
     lines = []
     for row in [{"name": "real held-out faces (judges' ceiling)", "modalities": (), "figures": results["ceiling"]},
                 *results["rows"]]:
-        own = {FIGURE_OF[m] for m in row["modalities"] if m in FIGURE_OF}
+        own = set(FIGURES) if JOINT in row["modalities"] else {FIGURE_OF[m] for m in row["modalities"] if m in FIGURE_OF}
         cells = [f"**{row['figures'][f]:.3f}**" if f in own else f"{row['figures'][f]:.3f}" for f in FIGURES]
         cells += [f"{row['figures'][f]:.2f}" if f in row["figures"] else "–"
                   for f in (("clip_score",) if clip else ()) + REALISM]

@@ -40,7 +40,9 @@ class Targets:
     edge_region: np.ndarray | None = None  # where edges are scored (None: everywhere)
 
     def raw(self, modality: str):
-        return {"sketch": self.sketch, "segmentation": self.mask, "text": self.caption}.get(modality)
+        """The raw input of a built-in modality, or of the joint oracle (all three in one mapping); else None."""
+        parts = {"sketch": self.sketch, "segmentation": self.mask, "text": self.caption}
+        return parts if modality == "joint" else parts.get(modality)
 
 
 def full_inputs(face: FaceSample, rng: np.random.Generator) -> Targets:

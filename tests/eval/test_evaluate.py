@@ -44,7 +44,7 @@ def composition(tmp_path):
 def test_rows_cover_every_subset():
     names = [row.name for row in standard_rows(["sketch", "segmentation", "text"])]
     assert names == ["prior", "sketch", "segmentation", "text", "sketch + segmentation", "sketch + text",
-                     "segmentation + text", "sketch + segmentation + text"]
+                     "segmentation + text", "sketch + segmentation + text", "all, own baselines"]
 
 
 def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
@@ -99,3 +99,24 @@ def test_partial_rows_change_their_inputs_and_options_and_leave_the_composer_as_
     # the row's sampling options reach the sampler (random models saturate, so their images barely differ)
     with pytest.raises(ValueError, match="rescaled state"):
         evaluate(composer, judges, chosen[2:], n=2, reference=4, diversity_faces=0, scheduler="euler", progress=False)
+
+
+def test_eval_command_with_tuned_weights_and_a_joint_oracle(composition, tmp_path):
+    plugins = make_plugin_manager(strict=True)
+    torch.manual_seed(0)
+    joint = plugins.denoiser_class("unet_joint").build(
+        sample_size=32, cond_channels=21, block_out_channels=(8, 16), attention_head_dim=2,
+        text_cfg={"context_length": 64, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1})
+    save_model(tmp_path / "joint", joint, modality="joint", schedule_config=SCHEDULE)
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "--model", str(composition), "--judges", str(composition / "judges"), "--n", "2", "--reference", "4",
+         "--diversity-samples", "0", "--tune", "2", "--oracle", str(tmp_path / "joint"), "--out", str(tmp_path / "ev")],
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "ev" / "results.json").read_text())
+    names = [row["name"] for row in saved["rows"]]
+    assert names[-1] == "joint oracle" and names[-2].startswith("all, tuned weights (")
+    trials = saved["tuning"]["trials"]
+    assert trials[0]["weights"] == {"segmentation": 1.0, "sketch": 1.0} and len(trials) == 1 + 2 * 4
+    assert saved["tuning"]["weights"] == max(trials, key=lambda t: t["objective"])["weights"]
