@@ -47,7 +47,11 @@ def combine(
 
 
 def mix_priors(eps_priors: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
-    """A mixture of unconditional priors, sum_j pi_j eps_j with sum_j pi_j = 1 (models trained on several datasets)."""
+    """A mixture of unconditional priors, sum_j pi_j eps_j with sum_j pi_j = 1 (models trained on several datasets).
+
+    A weighted sum of eps is a weighted sum of scores: the score of the geometric mixture prod_j p_j^pi_j
+    (normalised), which favours images every prior finds likely, not the score of sum_j pi_j p_j.
+    """
     if len(eps_priors) != len(weights) or not eps_priors:
         raise ValueError(f"{len(eps_priors)} priors but {len(weights)} weights")
     if abs(sum(weights) - 1.0) > 1e-6:

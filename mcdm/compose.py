@@ -181,7 +181,7 @@ class Composer:
         if unknown:
             raise ConfigError(f"prior_mixture names {unknown}; it takes {PRIOR!r} and this composition's modalities: "
                               f"{', '.join(self.models) or 'none'}")
-        if mixture and (abs(sum(mixture.values()) - 1.0) > 1e-6 or min(mixture.values()) < 0):
+        if mixture and not (all(w >= 0 for w in mixture.values()) and abs(sum(mixture.values()) - 1.0) <= 1e-6):
             raise ConfigError(f"prior_mixture weights must be >= 0 and sum to 1, got {mixture}")
         return mixture
 

@@ -62,7 +62,8 @@ class ComposedEps:
 
     ``prior_mixture`` ({name: pi}, the pi summing to 1) replaces eps_u by a mixture of priors: ``"prior"`` is
     the shared prior, a term's name its model's own null-condition prediction (the prior of the dataset it
-    was trained on). The mixture is eps_u everywhere, in the shared baselines too.
+    was trained on). The mixture is eps_u everywhere, in the shared baselines too. Mixing eps mixes scores,
+    so this is the geometric mixture prod_j p_j^pi_j (where the priors overlap), not sum_j pi_j p_j.
     """
 
     def __init__(self, prior: EpsModel, terms: list[Term], batch_size: int = 1,
@@ -84,9 +85,9 @@ class ComposedEps:
         for term in self.terms:
             if not term.window.contains(t_fraction):
                 continue  # weight 0 at this step: skip the network call entirely
-            if term.baseline is Baseline.OWN and term.name in nulls:
+            if term.baseline == Baseline.OWN and term.name in nulls:
                 eps_i, own = term.model(x_t, t, term.condition), nulls[term.name]
-            elif term.baseline is Baseline.OWN:
+            elif term.baseline == Baseline.OWN:
                 # conditional and null-condition predictions in one batch: one forward pass
                 both = term.model(torch.cat([x_t, x_t]), t, torch.cat([term.condition, term.null_condition]))
                 eps_i, own = both.chunk(2)

@@ -67,11 +67,11 @@ def model_section(name: str, folder: Path, hardware: str) -> str:
         f"- Denoiser `{manifest['denoiser']}`, {parameters(folder):,} parameters"
         + (" (of which the frozen CLIP text tower is counted too)" if name == "text" else "")
         + f"; predicts `{manifest['prediction_type']}`.",
-        f"- Data: synthfaces {config['data']['size']}x{config['data']['size']}, train split, "
-        f"{config['data']['length']:,} faces, seed {config['data']['seed']}; condition dropout "
+        f"- Data: synthfaces {config['data']['size']}x{config['data']['size']} ({config['data'].get('variant', 'default')}"
+        f" variant), train split, {config['data']['length']:,} faces, seed {config['data']['seed']}; condition dropout "
         f"{config['condition_dropout']}." if config["modality"] else
-        f"- Data: synthfaces {config['data']['size']}x{config['data']['size']}, train split, "
-        f"{config['data']['length']:,} faces, seed {config['data']['seed']} (images only).",
+        f"- Data: synthfaces {config['data']['size']}x{config['data']['size']} ({config['data'].get('variant', 'default')}"
+        f" variant), train split, {config['data']['length']:,} faces, seed {config['data']['seed']} (images only).",
         f"- {step:,} steps at batch {config['batch_size']} (x{config['grad_accum']} accumulation), AdamW lr "
         f"{config['lr']}, {config['lr_schedule']} decay after {config['warmup_steps']} warm-up steps, EMA "
         f"{config['ema_decay']}, {config['mixed_precision']} autocast; noise schedule {schedule['beta_schedule']} "

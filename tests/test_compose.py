@@ -262,4 +262,7 @@ def test_an_own_baseline_reuses_the_null_prediction_the_mixture_made(toy_compose
     model = composer.models["toy_a"]
     own = model(x, t, term.null_condition)
     expected = 0.5 * composer.prior(x, t, None) + 0.5 * own + model(x, t, term.condition) - own
+    rows = []
+    term.model = lambda x_t, t, cond: rows.append(x_t.shape[0]) or model(x_t, t, cond)
     torch.testing.assert_close(predictor(x, t), expected, rtol=1e-4, atol=1e-5)
+    assert rows == [2, 2]  # the null prediction once (for the mixture), then the condition: nothing computed twice

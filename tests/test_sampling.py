@@ -102,3 +102,27 @@ def test_corrector_needs_an_unscaled_sampler_state(plugins):
     with pytest.raises(ValueError, match="rescaled state"):
         sample(predictor, make_scheduler("euler", schedule), shape=(2, 3, 8, 8), steps=5,
                generator=torch.Generator().manual_seed(0), progress=False, corrector_steps=1)
+
+
+@pytest.mark.parametrize("scheduler, steps", [("ddpm", 7), ("ddim", 25), ("dpm++", 10)])
+def test_corrector_runs_at_the_noise_level_each_step_lands_on(plugins, monkeypatch, scheduler, steps):
+    import mcdm.sampling
+
+    schedule = ddpm_schedule()
+    oracle = LoadedModel(name="oracle", denoiser=GaussianOracle(schedule), modality=None,
+                         prediction=Prediction.EPSILON, schedule_config=schedule)
+    predictor = Composer(oracle, {}, plugins=plugins).predictor({}, num_images=1)
+    seen = []
+
+    def record(predictor, x, t, alpha_cumprod, **kwargs):
+        seen.append((int(t), alpha_cumprod))
+        return x
+
+    monkeypatch.setattr(mcdm.sampling, "langevin_correct", record)
+    sched = make_scheduler(scheduler, schedule)
+    sample(predictor, sched, shape=(1, 3, 8, 8), steps=steps, generator=torch.Generator().manual_seed(0),
+           progress=False, corrector_steps=1)
+    abar = alphas_cumprod(schedule)
+    expected = [int(t) for t in sched.timesteps[1:]]
+    assert [t for t, _ in seen] == expected and len(expected) == steps - 1
+    assert all(a == pytest.approx(float(abar[t])) for t, a in seen)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -78,6 +79,7 @@ class RowResult:
     n: int
     figures: dict[str, float] = field(default_factory=dict)
     inputs: str = "full"
+    seconds: float = 0.0  # generating the row's n samples (not scoring them, not the diversity draws)
 
 
 def standard_rows(modalities: Sequence[str]) -> list[Row]:
@@ -144,6 +146,7 @@ def row_settings(composer, row: Row):
     saved = dict(composer.settings)
     try:
         for modality, name, value in row.settings:
+            value = Baseline(value) if name == "baseline" else value  # "own" as written in a YAML file
             composer.settings[modality] = replace(composer.settings[modality], **{name: value})
         yield composer
     finally:
@@ -203,14 +206,16 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     for row in tqdm(rows, desc="evaluate", disable=not progress):
         row_targets = targets[row.inputs]
         runner = composer_for(row, [composer, *others])
+        started = time.perf_counter()
         images = generate_row(runner, row, faces, row_targets, seed=seed, **settings)
+        seconds = time.perf_counter() - started
         samples[row.name] = images
         figures = {**score(images, row_targets, judges, clip_score),
                    "fd": frechet_distance(judges.attributes.features(images), reference_features)}
         if diversity_faces and diversity_samples >= 2:
             figures["diversity"] = row_diversity(runner, row, faces[:diversity_faces], row_targets[:diversity_faces],
                                                  samples=diversity_samples, seed=seed, **settings)
-        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs)))
+        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs, seconds)))
     results["samples"] = samples
     results["real"] = real
     return results
@@ -238,6 +243,8 @@ def markdown_table(results: dict) -> str:
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     note = (f"\n\n{results['n']} held-out faces per row, {results['steps']} {results['scheduler']} steps, seed "
             f"{results['seed']}. FD: attribute-judge features against {results['reference']} other held-out faces. ")
+    if any(row.get("inputs", "full") != "full" for row in results["rows"]):
+        note += "The ceiling row scores the real faces against their full inputs. "
     if results.get("diversity_samples", 0) >= 2:
         note += (f"Diversity: {results['diversity_samples']} samples for each of the first "
                  f"{results['diversity_faces']} faces' inputs.")
