@@ -83,13 +83,16 @@ class RowResult:
 
 
 def standard_rows(modalities: Sequence[str]) -> list[Row]:
-    """The prior alone, each modality alone, every pair, ..., all of them (unit weights: MCDM), and all of them
-    with each model's own null prediction as its baseline."""
+    """The prior alone, each modality alone, every pair, ..., all of them (MCDM: unit weights against the shared
+    prior, whatever the composition's defaults), and all of them with each model's own null prediction as its
+    baseline."""
     rows = [Row("prior", ())]
     for k in range(1, len(modalities) + 1):
-        rows += [Row(" + ".join(combo), tuple(combo)) for combo in itertools.combinations(modalities, k)]
+        rows += [Row(" + ".join(combo), tuple(combo), weights=tuple((m, 1.0) for m in combo),
+                     settings=tuple((m, "baseline", Baseline.SHARED) for m in combo))
+                 for combo in itertools.combinations(modalities, k)]
     if len(modalities) > 1:
-        rows.append(Row("all, own baselines", tuple(modalities),
+        rows.append(Row("all, own baselines", tuple(modalities), weights=tuple((m, 1.0) for m in modalities),
                         settings=tuple((m, "baseline", Baseline.OWN) for m in modalities)))
     return rows
 
