@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from tqdm.auto import tqdm
+
 from mcdm.data.synthfaces import SynthFaces
 from mcdm.eval.evaluate import FIGURE_OF, Row, generate_row, score
 from mcdm.eval.inputs import targets_for
@@ -24,17 +26,20 @@ def validation_faces(size: int, n: int) -> list:
 
 
 def tune_weights(composer, judges, modalities: Sequence[str], *, n: int = 32, grid: Sequence[float] = GRID,
-                 steps: int | None = None, scheduler: str | None = None, seed: int = 0,
-                 batch_size: int = 32) -> tuple[dict[str, float], list[dict]]:
+                 steps: int | None = None, scheduler: str | None = None, seed: int = 0, batch_size: int = 32,
+                 progress: bool = True) -> tuple[dict[str, float], list[dict]]:
     """``(weights, trials)``: the best weights found and every (weights, objective) tried."""
     faces = validation_faces(composer.sample_size, n)
     targets = targets_for(faces, "full")
     run = dict(steps=steps, scheduler=scheduler, seed=seed, batch_size=batch_size)
 
     def figures(row: Row) -> dict[str, float]:
+        bar.update(1)
         return score(generate_row(composer, row, faces, targets, **run), targets, judges)
 
     controlled = [m for m in modalities if m in FIGURE_OF]
+    trials_planned = len(controlled) + 1 + sum(len(grid) - (1.0 in grid) for _ in modalities)
+    bar = tqdm(total=trials_planned, desc="tuning weights", disable=not progress)
     single = {m: figures(Row(m, (m,)))[FIGURE_OF[m]] for m in controlled}
 
     def objective(weights: dict[str, float]) -> float:
@@ -50,5 +55,6 @@ def tune_weights(composer, judges, modalities: Sequence[str], *, n: int = 32, gr
             candidate = {**best, modality: value}
             trials.append({"weights": candidate, "objective": objective(candidate)})
         best = max(trials, key=lambda trial: trial["objective"])["weights"]
+    bar.close()
     return dict(best), trials
 
