@@ -148,7 +148,9 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
                                        seed=seed)
         tuning = {"weights": weights, "trials": trials}
         label = ", ".join(f"{m} {w:g}" for m, w in weights.items())
-        rows.append(Row(f"all, tuned weights ({label})", tuple(modalities), weights=tuple(weights.items())))
+        baselines = "/".join(sorted({composer.settings[m].baseline.value for m in modalities}))
+        rows.append(Row(f"all, tuned weights ({label}), {baselines} baselines", tuple(modalities),
+                        weights=tuple(weights.items())))
     others = []
     if oracle is not None:
         others.append(_oracle_composer(resolve(model), oracle, composer))
@@ -162,6 +164,13 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
     write_results(results, out)
     click.echo(markdown_table(results))
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+
+
+def _modality_names(model: str) -> list[str]:
+    from mcdm.config import CompositionConfig, load_config
+    from mcdm.pretrained import COMPOSITION_FILE, resolve
+
+    return list(load_config(CompositionConfig, resolve(model) / COMPOSITION_FILE).modalities)
 
 
 def _oracle_composer(composition: Path, oracle: Path, composer):
@@ -210,7 +219,8 @@ def bench(model, batch_sizes, steps, scheduler, repeats, quality_n, judges, out)
         sizes = [int(b) for b in batch_sizes.split(",")]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}", param_hint="--batch-sizes")
-    composer = Composer.from_pretrained(model)
+    # the floor computes MCDM against the shared prior: time mcdm on the same formula, whatever the defaults
+    composer = Composer.from_pretrained(model, [f"modalities.{m}.baseline=shared" for m in _modality_names(model)])
     inputs = example_inputs(EXAMPLES / "face-0", list(composer.models))
     timings = run_bench(composer, inputs, batch_sizes=sizes, steps=steps, scheduler=scheduler, repeats=repeats,
                         progress=click.echo)

@@ -132,7 +132,7 @@ def checks(results: dict) -> list[str]:
     return lines
 
 
-def write_card(composition: Path, results: dict, command: str, hardware: str) -> Path:
+def write_card(composition: Path, results: dict, command: str, hardware: str, note: str = "") -> Path:
     size = sum(p.stat().st_size for p in composition.rglob("*") if p.is_file())
     models = [name for name in ("prior", "sketch", "segmentation", "text") if (composition / name).is_dir()]
     text = "\n\n".join([
@@ -143,6 +143,7 @@ def write_card(composition: Path, results: dict, command: str, hardware: str) ->
         f"{size / 1e6:.1f} MB in all: safetensors and JSON only. The text tower, stored in the text model and in "
         "the CLIP, is kept in float16 on disk and loaded as float32" + half_storage_note(composition) + ".",
         "## Models",
+        *([note] if note else []),
         *(model_section(name, composition / name, hardware) for name in models),
         clip_section(composition / "clip"),
         "## Evaluation on held-out faces",
@@ -169,9 +170,10 @@ def main() -> None:
     parser.add_argument("--eval", type=Path, required=True, help="folder holding results.json")
     parser.add_argument("--eval-command", required=True)
     parser.add_argument("--hardware", required=True, help="where the models were trained, in words")
+    parser.add_argument("--note", default="", help="a paragraph on how the runs went, placed before the models")
     args = parser.parse_args()
     results = json.loads((args.eval / "results.json").read_text())
-    print(f"wrote {write_card(args.composition, results, args.eval_command, args.hardware)}")
+    print(f"wrote {write_card(args.composition, results, args.eval_command, args.hardware, args.note)}")
 
 
 if __name__ == "__main__":
