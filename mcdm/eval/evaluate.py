@@ -163,7 +163,7 @@ def generate_row(composer, row: Row, faces: Sequence[FaceSample], targets: Seque
     images = []
     for b, start in enumerate(range(0, len(faces), batch_size)):
         chunk = faces[start : start + batch_size]
-        options = dict(steps=steps, scheduler=scheduler, seed=seed + b, progress=False, **dict(row.sampling))
+        options = {"steps": steps, "scheduler": scheduler, "seed": seed + b, "progress": False, **dict(row.sampling)}
         if row.modalities:
             conditions = [face_inputs(face, target, composer, row.modalities)
                           for face, target in zip(chunk, targets[start : start + batch_size])]
