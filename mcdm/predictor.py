@@ -73,6 +73,10 @@ class ComposedEps:
         self.batch_size = batch_size  # images per request: the sampler's batch
         self.num_train_timesteps = prior.num_train_timesteps
         self.prior_mixture = dict(prior_mixture or {})
+        # own-baseline terms run condition and null condition as one batch: concatenated once, so every step
+        # passes the same tensor (a denoiser may cache what it derives from its condition, e.g. text encodings)
+        self._paired = {term.name: torch.cat([term.condition, term.null_condition])
+                        for term in terms if term.baseline == Baseline.OWN}
         unknown = set(self.prior_mixture) - {PRIOR, *(term.name for term in terms)}
         if unknown:
             raise ValueError(f"prior mixture names {sorted(unknown)}, which this request has no model for")
@@ -89,7 +93,7 @@ class ComposedEps:
                 eps_i, own = term.model(x_t, t, term.condition), nulls[term.name]
             elif term.baseline == Baseline.OWN:
                 # conditional and null-condition predictions in one batch: one forward pass
-                both = term.model(torch.cat([x_t, x_t]), t, torch.cat([term.condition, term.null_condition]))
+                both = term.model(torch.cat([x_t, x_t]), t, self._paired[term.name])
                 eps_i, own = both.chunk(2)
             else:
                 eps_i, own = term.model(x_t, t, term.condition), None

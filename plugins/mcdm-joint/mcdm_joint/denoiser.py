@@ -19,6 +19,7 @@ from mcdm_text.denoiser import TextUNetDenoiser, make_unet, text_tower
 
 class JointUNetDenoiser(TextUNetDenoiser):
     type_name = DENOISER_TYPE
+    _token_source: tuple | None = None  # (condition, its version, its tokens): see _tokens
 
     @classmethod
     def build(
@@ -43,6 +44,16 @@ class JointUNetDenoiser(TextUNetDenoiser):
     def cond_channels(self) -> int:
         return int(self.unet.config.in_channels) - int(self.unet.config.out_channels)
 
+    def _tokens(self, cond: torch.Tensor) -> torch.Tensor:
+        """The caption tokens of the token plane; the same tensor for the same condition, so that the text
+        encodings cached for it (on an accelerator, by tensor) are found at every step."""
+        cached = self._token_source
+        if cached is not None and cached[0] is cond and cached[1] == cond._version:
+            return cached[2]
+        tokens = cond[:, -1].flatten(1)[:, : self.context_length].round().long()
+        self._token_source = (cond, cond._version, tokens)
+        return tokens
+
     def config(self) -> dict:
         return {**super().config(), "cond_channels": self.cond_channels}
 
@@ -51,9 +62,9 @@ class JointUNetDenoiser(TextUNetDenoiser):
         if cond is None or cond.ndim != 4 or tuple(cond.shape[1:]) != expected:
             got = "none" if cond is None else tuple(cond.shape)
             raise ConditionError(f"the {DENOISER_TYPE} denoiser needs a joint condition (B, *{expected}), got {got}")
+        states = self.encode_text(self._tokens(cond))
         if cond.shape[0] != x_t.shape[0]:
             cond = cond.expand(x_t.shape[0], -1, -1, -1)
-        tokens = cond[:, -1].flatten(1)[:, : self.context_length].round().long()
-        states = self.encode_text(tokens)
+            states = states.expand(x_t.shape[0], -1, -1)
         x = torch.cat([x_t, cond[:, :-1].to(x_t.dtype)], dim=1)
         return self.unet(x, t, encoder_hidden_states=states.to(x_t.dtype)).sample
