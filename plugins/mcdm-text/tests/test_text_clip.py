@@ -112,3 +112,18 @@ def test_clip_scorer_gives_one_cosine_score_per_image(tmp_path, tiny_clip_config
     assert len(set(np.round(scores, 4))) == 3
     with pytest.raises(ValueError, match="3 images but 2 captions"):
         scorer(images, ["a", "b"])
+
+
+def test_probe_reports_each_attributes_zero_shot_accuracy_and_its_floor(tmp_path, tiny_clip_config):
+    from mcdm.data import SynthFaces
+    from mcdm_text.clip import ClipScorer
+    from mcdm_text.probe_clip import PROMPTS, probe
+
+    torch.manual_seed(0)
+    folder = save_clip(build_clip(tiny_clip_config), tiny_clip_config, tmp_path / "clip")
+    faces = [SynthFaces(size=32, seed=0, split="test", length=24)[i] for i in range(24)]
+    results = probe(ClipScorer.load(folder), faces)
+    assert set(results) == set(PROMPTS)
+    men = sum(f.attributes.gender == "male" for f in faces)
+    assert results["beard"]["n"] == men and results["eyeglasses"]["n"] == 24
+    assert all(0.0 <= r["accuracy"] <= 1.0 and 0.0 < r["majority"] <= 1.0 for r in results.values())

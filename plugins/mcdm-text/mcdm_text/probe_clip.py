@@ -1,0 +1,66 @@
+"""Does a CLIP's text tower encode each captioned attribute? Zero-shot accuracy on held-out synthfaces.
+
+    python -m mcdm_text.probe_clip --clip pretrained/synthfaces-32/clip --n 256
+
+For each attribute, every held-out face's image is scored against captions stating each value ("The person
+wears eyeglasses." / "The person does not wear eyeglasses."); the best-scoring value is the CLIP's reading.
+A text model conditioned on the CLIP's tower cannot learn an attribute the tower does not separate, so check
+this before training one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from mcdm_text.clip import ClipScorer
+
+PROMPTS = {
+    "eyeglasses": {True: "The person wears eyeglasses.", False: "The person does not wear eyeglasses."},
+    "hat": {True: "The person wears a hat.", False: "The person does not wear a hat."},
+    "smiling": {True: "The person is smiling.", False: "The person is not smiling."},
+    "beard": {True: "The man has a beard.", False: "The man has no beard."},
+    "hair_color": {c: f"The person has {c} hair." for c in ("black", "brown", "blond", "red", "gray")},
+}
+
+
+def probe(scorer: ClipScorer, faces) -> dict[str, dict[str, float]]:
+    """{attribute: {"accuracy", "majority", "n"}}: the CLIP's zero-shot accuracy, and that of always answering
+    the most common value (the floor an attribute must beat), over the faces the attribute applies to."""
+    results = {}
+    for name, prompts in PROMPTS.items():
+        applies = [f for f in faces if _applies(name, f.attributes)]
+        images = np.stack([f.image for f in applies])
+        values = list(prompts)
+        scores = np.stack([scorer(images, [prompts[v]] * len(applies)) for v in values])
+        guess = [values[i] for i in scores.argmax(axis=0)]
+        truth = [getattr(f.attributes, name) for f in applies]
+        majority = max(truth.count(v) for v in set(truth)) / len(truth)
+        results[name] = {"accuracy": float(np.mean([g == t for g, t in zip(guess, truth)])), "majority": majority,
+                         "n": len(applies)}
+    return results
+
+
+def _applies(name: str, attributes) -> bool:
+    if name == "beard":
+        return attributes.gender == "male"
+    if name == "hair_color":
+        return attributes.hair_style != "bald"
+    return True
+
+
+def main() -> None:
+    from mcdm.data import SynthFaces
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", required=True, help="a CLIP folder (clip_config.json + model.safetensors)")
+    parser.add_argument("--n", type=int, default=256, help="held-out faces")
+    args = parser.parse_args()
+    split = SynthFaces(size=32, seed=0, split="test", length=args.n)
+    for name, r in probe(ClipScorer.load(args.clip), [split[i] for i in range(args.n)]).items():
+        print(f"{name:11s} zero-shot {r['accuracy']:.3f}  (always the commonest value: {r['majority']:.3f}; {r['n']} faces)")
+
+
+if __name__ == "__main__":
+    main()
