@@ -153,7 +153,7 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
                         weights=tuple(weights.items())))
     others = []
     if oracle is not None:
-        others.append(_oracle_composer(resolve(model), oracle, composer))
+        others.append(_oracle_composer(oracle, composer))
         rows += [Row(f"joint oracle{'' if variant == 'full' else f' ({variant})'}", ("joint",), inputs=variant)
                  for variant in dict.fromkeys(row.inputs for row in rows)]
     results = run_evaluation(composer, judge, rows, n=n, steps=steps, scheduler=scheduler, seed=seed,
@@ -166,24 +166,14 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")
 
 
-def _modality_names(model: str) -> list[str]:
-    from mcdm.config import CompositionConfig, load_config
-    from mcdm.pretrained import COMPOSITION_FILE, resolve
-
-    return list(load_config(CompositionConfig, resolve(model) / COMPOSITION_FILE).modalities)
-
-
-def _oracle_composer(composition: Path, oracle: Path, composer):
-    """The joint oracle composed with the composition's own prior and sampler settings."""
+def _oracle_composer(oracle: Path, composer):
+    """The joint oracle composed with the composition's own (already loaded) prior and sampler settings."""
     from mcdm.checkpoint import load_model
     from mcdm.compose import Composer
-    from mcdm.config import CompositionConfig, load_config
-    from mcdm.pretrained import COMPOSITION_FILE
 
-    config = load_config(CompositionConfig, composition / COMPOSITION_FILE)
-    prior = load_model(composition / config.prior, composer.plugins, name="prior")
     joint = load_model(oracle, composer.plugins, name="joint oracle")
-    return Composer(prior, {"joint": joint}, scheduler=config.scheduler, steps=config.steps, plugins=composer.plugins)
+    return Composer(composer.prior.model, {"joint": joint}, scheduler=composer.scheduler_name,
+                    steps=composer.default_steps, plugins=composer.plugins, device=composer.device)
 
 
 def _shipped_clip(composition: Path):
@@ -211,7 +201,10 @@ def _shipped_clip(composition: Path):
 @friendly_errors
 def bench(model, batch_sizes, steps, scheduler, repeats, quality_n, judges, out):
     """Sampling speed for N = 0..3 modalities against a hand-written loop making the same network calls."""
+    from dataclasses import replace
+
     from mcdm.bench import bench as run_bench, machine, markdown, plot
+    from mcdm.combine import Baseline
     from mcdm.compose import Composer
     from mcdm.demo import EXAMPLES, example_inputs
 
@@ -219,8 +212,10 @@ def bench(model, batch_sizes, steps, scheduler, repeats, quality_n, judges, out)
         sizes = [int(b) for b in batch_sizes.split(",")]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}", param_hint="--batch-sizes")
+    composer = Composer.from_pretrained(model)
     # the floor computes MCDM against the shared prior: time mcdm on the same formula, whatever the defaults
-    composer = Composer.from_pretrained(model, [f"modalities.{m}.baseline=shared" for m in _modality_names(model)])
+    for name, setting in composer.settings.items():
+        composer.settings[name] = replace(setting, baseline=Baseline.SHARED)
     inputs = example_inputs(EXAMPLES / "face-0", list(composer.models))
     timings = run_bench(composer, inputs, batch_sizes=sizes, steps=steps, scheduler=scheduler, repeats=repeats,
                         progress=click.echo)
