@@ -170,10 +170,6 @@ class Composer:
                 raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
         terms = [self._term(name, cond, shared, (weights or {}).get(name)) for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
-        missing = [name for name in self.prior_mixture if name != PRIOR and name not in batch]
-        if missing:
-            raise ConfigError(f"the prior mixture uses the own null predictions of {missing}, but this request "
-                              "gives them no condition: give one, or leave them out of prior_mixture")
         return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:

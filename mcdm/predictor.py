@@ -11,6 +11,7 @@ import torch
 
 from mcdm.checkpoint import LoadedModel
 from mcdm.combine import Baseline, TimeWindow, combine, mix_priors
+from mcdm.errors import ConfigError
 from mcdm.schedule import Prediction, alphas_cumprod, to_eps
 
 
@@ -77,9 +78,10 @@ class ComposedEps:
         # passes the same tensor (a denoiser may cache what it derives from its condition, e.g. text encodings)
         self._paired = {term.name: torch.cat([term.condition, term.null_condition])
                         for term in terms if term.baseline == Baseline.OWN}
-        unknown = set(self.prior_mixture) - {PRIOR, *(term.name for term in terms)}
-        if unknown:
-            raise ValueError(f"prior mixture names {sorted(unknown)}, which this request has no model for")
+        missing = [name for name in self.prior_mixture if name != PRIOR and name not in {t.name for t in terms}]
+        if missing:
+            raise ConfigError(f"the prior mixture uses the own null predictions of {missing}, but this request "
+                              "gives them no condition: give one, or leave them out of prior_mixture")
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # t comes from scheduler.timesteps, kept on the CPU: reading it never waits for the device.
