@@ -8,13 +8,13 @@ many condition channels it takes.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
 from mcdm.errors import ConditionError
 from mcdm_joint import DENOISER_TYPE
-from mcdm_text.denoiser import TextUNetDenoiser, make_unet, text_tower
+from mcdm_text.denoiser import TextUNetDenoiser
 
 
 class JointUNetDenoiser(TextUNetDenoiser):
@@ -22,23 +22,9 @@ class JointUNetDenoiser(TextUNetDenoiser):
     _token_source: tuple | None = None  # (condition, its version, its tokens): see _tokens
 
     @classmethod
-    def build(
-        cls,
-        *,
-        sample_size: int,
-        cond_channels: int,
-        image_channels: int = 3,
-        block_out_channels: Sequence[int] = (32, 64, 64),
-        layers_per_block: int = 1,
-        attention_head_dim: int = 4,
-        clip_path: str | None = None,
-        text_cfg: dict | None = None,
-        **_: Any,
-    ) -> "JointUNetDenoiser":
-        text_encoder, text_cfg = text_tower(clip_path, text_cfg)
-        unet = make_unet(sample_size, image_channels, block_out_channels, layers_per_block, attention_head_dim,
-                         cross_attention_dim=int(text_cfg["width"]), extra_in_channels=cond_channels)
-        return cls(unet, text_encoder, text_cfg)
+    def build(cls, *, cond_channels: int, **config: Any) -> "JointUNetDenoiser":
+        """The text model's architecture and tower (``unet_text``'s build) with ``cond_channels`` more inputs."""
+        return super().build(cond_channels=cond_channels, **config)
 
     @property
     def cond_channels(self) -> int:

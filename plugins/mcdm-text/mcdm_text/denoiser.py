@@ -72,12 +72,16 @@ class TextUNetDenoiser(Denoiser):
         attention_head_dim: int = 4,
         clip_path: str | None = None,
         text_cfg: dict | None = None,
+        cond_channels: int = 0,
         **_: Any,
     ) -> "TextUNetDenoiser":
-        """A fresh UNet; the frozen text tower of the CLIP at ``clip_path`` (a random one of ``text_cfg`` if None)."""
+        """A fresh UNet; the frozen text tower of the CLIP at ``clip_path`` (a random one of ``text_cfg`` if None).
+
+        ``cond_channels``: image-like conditions a subclass concatenates to x_t (the text model itself takes none).
+        """
         text_encoder, text_cfg = text_tower(clip_path, text_cfg)
         unet = make_unet(sample_size, image_channels, block_out_channels, layers_per_block, attention_head_dim,
-                         cross_attention_dim=int(text_cfg["width"]))
+                         cross_attention_dim=int(text_cfg["width"]), extra_in_channels=cond_channels)
         return cls(unet, text_encoder, text_cfg)
 
     def config(self) -> dict:
