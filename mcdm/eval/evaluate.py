@@ -198,9 +198,9 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     faces = [test_split[i] for i in range(n)]
     real = np.stack([face.image for face in faces])
     reference_features = judges.attributes.features(np.stack([test_split[n + i].image for i in range(reference)]))
-    targets = {variant: targets_for(faces, variant, seed) for variant in dict.fromkeys(r.inputs for r in rows)}
-    full = targets_for(faces, "full")
-    ceiling = {**score(real, full, judges, clip_score), "fd": frechet_distance(judges.attributes.features(real), reference_features)}
+    variants = dict.fromkeys(["full", *(row.inputs for row in rows)])  # full: the ceiling's
+    targets = {variant: targets_for(faces, variant, seed) for variant in variants}
+    ceiling = {**score(real, targets["full"], judges, clip_score), "fd": frechet_distance(judges.attributes.features(real), reference_features)}
     results = {"n": n, "steps": steps or composer.default_steps, "scheduler": scheduler or composer.scheduler_name,
                "seed": seed, "reference": reference, "diversity_faces": min(diversity_faces, n),
                "diversity_samples": diversity_samples, "ceiling": ceiling, "rows": []}
