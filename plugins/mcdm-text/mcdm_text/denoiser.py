@@ -35,6 +35,8 @@ from mcdm_text.clip import (
 
 UNET_FOLDER = "unet"
 TEXT_ENCODER_FOLDER = "text_encoder"
+POOLING_HEAD_WIDTH = 32
+"""Channels per head of the caption's attention pooling (``pooled_text``)."""
 CACHE_SIZE = 256
 """Captions whose encodings are kept (CPU inputs: one entry per distinct caption, about 32 KiB each)."""
 
@@ -73,15 +75,18 @@ class TextUNetDenoiser(Denoiser):
         clip_path: str | None = None,
         text_cfg: dict | None = None,
         cond_channels: int = 0,
+        pooled_text: bool = False,
         **_: Any,
     ) -> "TextUNetDenoiser":
         """A fresh UNet; the frozen text tower of the CLIP at ``clip_path`` (a random one of ``text_cfg`` if None).
 
         ``cond_channels``: image-like conditions a subclass concatenates to x_t (the text model itself takes none).
+        ``pooled_text``: see :func:`make_unet`.
         """
         text_encoder, text_cfg = text_tower(clip_path, text_cfg)
         unet = make_unet(sample_size, image_channels, block_out_channels, layers_per_block, attention_head_dim,
-                         cross_attention_dim=int(text_cfg["width"]), extra_in_channels=cond_channels)
+                         cross_attention_dim=int(text_cfg["width"]), extra_in_channels=cond_channels,
+                         pooled_text=pooled_text)
         return cls(unet, text_encoder, text_cfg)
 
     def config(self) -> dict:
@@ -92,6 +97,7 @@ class TextUNetDenoiser(Denoiser):
             "block_out_channels": [int(c) for c in cfg.block_out_channels],
             "layers_per_block": int(cfg.layers_per_block),
             "attention_head_dim": _first(cfg.attention_head_dim),
+            "pooled_text": cfg.addition_embed_type == "text",
             "text_cfg": self.text_cfg,
         }
 
@@ -226,10 +232,14 @@ def make_unet(
     *,
     cross_attention_dim: int,
     extra_in_channels: int = 0,
+    pooled_text: bool = False,
 ) -> UNet2DConditionModel:
     """A small conditional UNet: plain blocks at full resolution, cross-attention at every lower one.
 
     ``extra_in_channels`` are image-like conditions concatenated to x_t (the joint oracle's sketch and mask).
+    ``pooled_text`` adds an attention-pooled summary of the token states to the time embedding (diffusers'
+    ``addition_embed_type="text"``): every block then hears the whole caption, not only the cross-attention
+    layers at the lower resolutions, which is what global attributes (eyeglasses, a hat, a smile) need.
     """
     depth = len(block_out_channels)
     if depth < 2:
@@ -246,6 +256,8 @@ def make_unet(
         up_block_types=up,
         cross_attention_dim=cross_attention_dim,
         attention_head_dim=attention_head_dim,
+        addition_embed_type="text" if pooled_text else None,
+        addition_embed_type_num_heads=max(1, cross_attention_dim // POOLING_HEAD_WIDTH),
         norm_num_groups=min(8, min(block_out_channels)),
     )
 

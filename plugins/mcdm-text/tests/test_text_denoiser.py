@@ -35,6 +35,16 @@ def test_output_depends_on_the_caption(tiny_denoiser):
     assert (a - b).abs().max() > 1e-4 and (a - null).abs().max() > 1e-4
 
 
+def test_pooled_text_adds_the_caption_to_the_time_embedding(tiny_denoiser):
+    plain, pooled = tiny_denoiser(), tiny_denoiser(pooled_text=True)
+    assert getattr(plain.unet, "add_embedding", None) is None
+    states = pooled.encode_text(tokenize_batch(CAPTIONS))
+    with torch.no_grad():
+        summaries = pooled.unet.add_embedding(states)  # what joins the time embedding
+    assert summaries.shape == (2, pooled.unet.time_embedding.linear_2.out_features)
+    assert (summaries[0] - summaries[1]).abs().max() > 1e-3
+
+
 def test_per_token_states_are_those_of_the_text_transformer_after_ln_final(tiny_denoiser):
     denoiser = tiny_denoiser()
     tokens = tokenize_batch(CAPTIONS)
@@ -88,8 +98,10 @@ def test_text_tower_stays_frozen_while_the_unet_trains(tiny_denoiser):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_save_and_load_give_identical_outputs(tiny_denoiser, tmp_path, plugins):
-    denoiser = tiny_denoiser()
+@pytest.mark.parametrize("pooled_text", [False, True])
+def test_save_and_load_give_identical_outputs(tiny_denoiser, tmp_path, plugins, pooled_text):
+    denoiser = tiny_denoiser(pooled_text=pooled_text)
+    assert denoiser.config()["pooled_text"] is pooled_text
     folder = save_model(tmp_path / "text", denoiser, modality="text", schedule_config=SCHEDULE)
     assert (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert (folder / "text_encoder" / "model.safetensors").is_file()
