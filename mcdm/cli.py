@@ -194,47 +194,62 @@ def _shipped_clip(composition: Path):
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--scheduler", default="ddim", show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--speed/--no-speed", default=True, show_default=True,
+              help="Time sampling against the hand-written loop (--no-speed: only the --quality-n curve).")
 @click.option("--quality-n", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Also score the full composition under DDPM 1000, DDIM 50, DPM++ 20 and 10 on this many faces.")
+              help="Also score the composition, with its own settings, under DDPM 1000, DDIM 50, DPM++ 20 and 10 "
+                   "on this many faces.")
 @click.option("--judges", default="judges-32", show_default=True, help="Judges for --quality-n.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-bench"), show_default=True)
 @friendly_errors
-def bench(model, batch_sizes, steps, scheduler, repeats, quality_n, judges, out):
+def bench(model, batch_sizes, steps, scheduler, repeats, speed, quality_n, judges, out):
     """Sampling speed for N = 0..3 modalities against a hand-written loop making the same network calls."""
-    from dataclasses import replace
-
-    from mcdm.bench import bench as run_bench, machine, markdown, plot
-    from mcdm.combine import Baseline
     from mcdm.compose import Composer
-    from mcdm.demo import EXAMPLES, example_inputs
 
     try:
         sizes = [int(b) for b in batch_sizes.split(",")]
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}", param_hint="--batch-sizes")
+    if not speed and not quality_n:
+        raise click.UsageError("--no-speed leaves nothing to do without --quality-n")
     composer = Composer.from_pretrained(model)
-    # the floor computes MCDM against the shared prior: time mcdm on the same formula, whatever the defaults
-    for name, setting in composer.settings.items():
-        composer.settings[name] = replace(setting, baseline=Baseline.SHARED)
-    inputs = example_inputs(EXAMPLES / "face-0", list(composer.models))
-    timings = run_bench(composer, inputs, batch_sizes=sizes, steps=steps, scheduler=scheduler, repeats=repeats,
-                        progress=click.echo)
     out.mkdir(parents=True, exist_ok=True)
     command = "mcdm bench " + " ".join(sys.argv[2:])
-    (out / "bench.md").write_text(markdown(timings, machine(), command))
-    (out / "bench.json").write_text(json.dumps({"machine": machine(), "command": command,
-                                                "timings": [t.row() for t in timings]}, indent=2) + "\n")
-    plot(timings, out / "latency.png")
-    click.echo(f"wrote {out / 'bench.md'}, {out / 'bench.json'} and {out / 'latency.png'}")
+    if speed:
+        _bench_speed(composer, sizes, steps, scheduler, repeats, out, command)
     if quality_n:
         from mcdm.bench import quality_markdown, steps_vs_quality
         from mcdm.eval.judges import Judges
         from mcdm.pretrained import resolve
 
         rows = steps_vs_quality(composer, Judges.load(resolve(judges)), n=quality_n)
-        (out / "quality.md").write_text(quality_markdown(rows))
-        (out / "quality.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (out / "quality.md").write_text(quality_markdown(rows) + f"Command: `{command}`.\n")
+        (out / "quality.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
         click.echo(quality_markdown(rows))
+
+
+def _bench_speed(composer, sizes, steps, scheduler, repeats, out: Path, command: str) -> None:
+    from dataclasses import replace
+
+    from mcdm.bench import bench as run_bench, machine, markdown, plot
+    from mcdm.combine import Baseline
+    from mcdm.demo import EXAMPLES, example_inputs
+
+    # the floor computes MCDM against the shared prior: time mcdm on the same formula, whatever the defaults
+    saved = dict(composer.settings)
+    for name, setting in saved.items():
+        composer.settings[name] = replace(setting, baseline=Baseline.SHARED)
+    inputs = example_inputs(EXAMPLES / "face-0", list(composer.models))
+    try:
+        timings = run_bench(composer, inputs, batch_sizes=sizes, steps=steps, scheduler=scheduler, repeats=repeats,
+                            progress=click.echo)
+    finally:
+        composer.settings.update(saved)
+    (out / "bench.md").write_text(markdown(timings, machine(), command))
+    (out / "bench.json").write_text(json.dumps({"machine": machine(), "command": command,
+                                                "timings": [t.row() for t in timings]}, indent=2) + "\n")
+    plot(timings, out / "latency.png")
+    click.echo(f"wrote {out / 'bench.md'}, {out / 'bench.json'} and {out / 'latency.png'}")
 
 
 @cli.command()

@@ -67,3 +67,9 @@ def test_corrupt_weights_fail_the_checksum(composition, tmp_path):
 def test_missing_model_names_the_places_it_looked(tmp_path):
     result = run("generate", "--model", "no-such-model", "--out", tmp_path / "x.png")
     assert result.exit_code == 1 and "no model folder 'no-such-model'; looked in" in result.output
+
+
+def test_bench_without_speed_needs_the_quality_curve(composition, tmp_path):
+    result = run("bench", "--model", composition, "--no-speed", "--out", tmp_path / "bench")
+    assert result.exit_code != 0 and "--no-speed leaves nothing to do" in result.output
+    assert not (tmp_path / "bench").exists()
