@@ -8,6 +8,7 @@ mentions; variety comes from which attributes are mentioned, their order, the su
 "has no beard", "is not smiling"), so a caption that mentions an attribute always fixes it.
 """
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -49,6 +50,29 @@ def partial_caption(attributes: FaceAttributes, rng: np.random.Generator, k: int
         names = tuple(n for n in names if n in among)
     chosen = rng.choice(len(names), size=min(k, len(names)), replace=False)
     return _caption(attributes, tuple(names[i] for i in sorted(chosen)), rng)
+
+
+_CHANGEABLE: dict[str, tuple[Any, ...]] = {
+    "hair_color": HAIR_COLORS, "skin_tone": SKIN_TONES, "eye_color": EYE_COLORS, "bangs": (False, True),
+    "smiling": (False, True), "mouth_open": (False, True), "eyeglasses": (False, True), "hat": (False, True),
+    "beard": (False, True), "earrings": (False, True), "necklace": (False, True),
+}  # fmt: skip
+"""Attributes a contrast caption may change: one value for another, the face's other attributes still describable."""
+
+
+def contrast_caption(attributes: FaceAttributes, caption: str, rng: np.random.Generator) -> str:
+    """A caption of the same face that is wrong about exactly one attribute (a hard negative for contrastive
+    training): it states what ``caption`` states, with one changeable attribute given another value.
+
+    The changed attribute is one ``caption`` states when it states any, else one it leaves unsaid.
+    """
+    names = describable(attributes)
+    stated = [n for n in parse_caption(caption) if n in names]
+    candidates = [n for n in stated if n in _CHANGEABLE] or [n for n in names if n in _CHANGEABLE]
+    name = candidates[int(rng.integers(len(candidates)))]
+    others = [v for v in _CHANGEABLE[name] if v != getattr(attributes, name)]
+    changed = dataclasses.replace(attributes, **{name: others[int(rng.integers(len(others)))]})
+    return _caption(changed, tuple(dict.fromkeys([*stated, name])), rng)
 
 
 def _caption(a: FaceAttributes, names: Sequence[str], rng: np.random.Generator) -> str:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from mcdm.data.captions import CAPTIONS_PER_SAMPLE, captions_for, describable, parse_caption, partial_caption
+from mcdm.data.captions import (CAPTIONS_PER_SAMPLE, captions_for, contrast_caption, describable, parse_caption,
+                                 partial_caption)
 from mcdm.data.synthfaces import SynthFaces
 
 
@@ -60,3 +61,16 @@ def test_parse_reads_a_dataset_style_caption():
 def test_partial_caption_needs_k_of_at_least_one(attributes):
     with pytest.raises(ValueError, match="k"):
         partial_caption(attributes[0], np.random.default_rng(0), 0)
+
+
+@pytest.mark.parametrize("k", [1, 3, 20])
+def test_a_contrast_caption_is_wrong_about_exactly_one_attribute(attributes, k):
+    rng = np.random.default_rng(k)
+    for a in attributes:
+        caption = partial_caption(a, rng, k)
+        stated, contrast = parse_caption(caption), parse_caption(contrast_caption(a, caption, rng))
+        changed = [name for name in contrast if contrast[name] != getattr(a, name)]
+        assert len(changed) == 1
+        assert set(stated) <= set(contrast) <= set(stated) | set(changed)
+        if set(stated) - {"gender", "hair_style", "face_shape"}:  # it states something changeable: that changes
+            assert changed[0] in stated

@@ -1,6 +1,12 @@
 """Contrastive training of the small CLIP on SynthFaces image/caption pairs, resumable, and a retrieval check.
 
-    python -m mcdm_text.train_clip --out runs/clip --steps 20000
+    python -m mcdm_text.train_clip --out runs/clip --steps 20000 --hard-negatives 1
+
+``hard_negatives`` adds, to open_clip's ``ClipLoss``, that weight times a second cross-entropy: each image must
+prefer its caption to a *contrast caption* of the same face that is wrong about one attribute
+(``mcdm.data.captions.contrast_caption``; the hard negatives of NegCLIP, Yuksekgonul et al. 2023). Without it
+the in-batch negatives almost always differ in hair colour, so the text tower never has to encode negation
+("does not wear eyeglasses", "is not smiling") and a frozen tower hands the text model captions that have lost it.
 
 Files under ``--out``::
 
@@ -50,7 +56,7 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
 # settings a resumed run must share with the run it continues (others, like the step count, may change)
 _RESUME_KEYS = ("batch_size", "size", "seed", "data_seed", "train_length", "lr", "lr_schedule", "weight_decay",
-                "warmup")
+                "warmup", "hard_negatives")
 
 Precision = Literal["fp32", "bf16"]
 LRSchedule = Literal["cosine", "constant"]
@@ -72,6 +78,7 @@ def train_clip(
     log_every: int = 1,
     data_seed: int = 0,
     train_length: int = 100_000,
+    hard_negatives: float = 0.0,
     num_workers: int = 0,
     device: str | torch.device = "cpu",
     precision: Precision = "fp32",
@@ -88,6 +95,8 @@ def train_clip(
                           f"got {steps}, {batch_size}, {checkpoint_every}, {log_every}")
     if train_length < batch_size:
         raise ConfigError(f"train_clip: train_length {train_length} is smaller than one batch of {batch_size}")
+    if hard_negatives < 0:
+        raise ConfigError(f"train_clip: hard_negatives is a loss weight, at least 0; got {hard_negatives}")
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"train_clip: unknown precision {precision!r}; choose fp32 or bf16")
     if lr_schedule not in ("cosine", "constant"):
@@ -96,7 +105,7 @@ def train_clip(
     device = torch.device(device)
     settings = {"batch_size": batch_size, "size": size, "seed": seed, "data_seed": data_seed,
                 "train_length": train_length, "lr": lr, "lr_schedule": lr_schedule, "weight_decay": weight_decay,
-                "warmup": warmup}
+                "warmup": warmup, "hard_negatives": hard_negatives}
 
     ckpt = out_dir / CHECKPOINT
     if (ckpt / TRAINER_FILE).is_file():
@@ -115,7 +124,7 @@ def train_clip(
     out_dir.mkdir(parents=True, exist_ok=True)
     _trim_log(out_dir / LOSS_CSV, start)
 
-    batches = _Batches(size, data_seed, train_length, batch_size, seed)
+    batches = _Batches(size, data_seed, train_length, batch_size, seed, contrast=hard_negatives > 0)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, steps),
                                          num_workers=num_workers, persistent_workers=False)
     loss_fn = _clip_loss()
@@ -127,14 +136,19 @@ def train_clip(
         if log.tell() == 0:
             writer.writerow(["step", "loss", "lr", "seconds"])
         step = start
-        for images, tokens in loader:
+        for images, tokens, contrast in loader:
             lr_now = lr_at(step, steps, lr, warmup, lr_schedule)
             for group in optimizer.param_groups:
                 group["lr"] = lr_now
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 image_features = model.encode_image(images.to(device), normalize=True)
                 text_features = model.encode_text(tokens.to(device), normalize=True)
-            loss = loss_fn(image_features.float(), text_features.float(), model.logit_scale.exp())
+                contrast_features = model.encode_text(contrast.to(device), normalize=True) if hard_negatives else None
+            scale = model.logit_scale.exp()
+            loss = loss_fn(image_features.float(), text_features.float(), scale)
+            if contrast_features is not None:
+                loss = loss + hard_negatives * contrast_loss(image_features.float(), text_features.float(),
+                                                             contrast_features.float(), scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -164,6 +178,14 @@ def lr_at(step: int, steps: int, lr: float, warmup: int, schedule: LRSchedule = 
         return lr
     progress = (step - warmup) / max(1, steps - warmup)
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def contrast_loss(image_features: torch.Tensor, text_features: torch.Tensor, contrast_features: torch.Tensor,
+                  scale: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each image choosing its own caption over its contrast caption (normalized features)."""
+    logits = scale * torch.stack([(image_features * text_features).sum(-1),
+                                  (image_features * contrast_features).sum(-1)], dim=1)
+    return torch.nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
 @torch.no_grad()
@@ -203,17 +225,19 @@ def retrieval_accuracy(
 
 
 class _Batches(torch.utils.data.Dataset):
-    """Batch ``step`` -> (uint8->float images (B, 3, H, W), caption tokens (B, L)), a pure function of the step."""
+    """Batch ``step`` -> (uint8->float images (B, 3, H, W), caption tokens (B, L), contrast caption tokens
+    (B, L), or (0, L) without ``contrast``), a pure function of the step."""
 
-    def __init__(self, size: int, data_seed: int, length: int, batch_size: int, seed: int):
+    def __init__(self, size: int, data_seed: int, length: int, batch_size: int, seed: int, contrast: bool = False):
         self.size, self.data_seed, self.length, self.batch_size, self.seed = size, data_seed, length, batch_size, seed
+        self.contrast = contrast
         self._faces = None
         self._modality = TextModality()
 
     def __len__(self) -> int:
         return sys.maxsize
 
-    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self._faces is None:
             from mcdm.data.synthfaces import SynthFaces
 
@@ -223,7 +247,13 @@ class _Batches(torch.utils.data.Dataset):
         samples = [self._faces[int(i)] for i in indices]
         captions = [self._modality.condition_from_sample(s, rng) for s in samples]
         images = images_to_tensor([s.image for s in samples])
-        return images, tokenize_batch(captions, self._modality.context_length)
+        length = self._modality.context_length
+        if not self.contrast:
+            return images, tokenize_batch(captions, length), torch.zeros(0, length, dtype=torch.long)
+        from mcdm.data.captions import contrast_caption
+
+        contrast = [contrast_caption(s.attributes, c, rng) for s, c in zip(samples, captions)]
+        return images, tokenize_batch(captions, length), tokenize_batch(contrast, length)
 
 
 # --- checkpoints --------------------------------------------------------------------------------
@@ -322,12 +352,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-workers", type=int, default=0, help="processes rendering batches")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--hard-negatives", type=float, default=0.0,
+                        help="weight of the contrast-caption loss (0: open_clip's ClipLoss alone)")
     parser.add_argument("--eval-batches", type=int, default=4, help="test batches of 64 for the retrieval check")
     args = parser.parse_args(argv)
     folder = train_clip(args.out, args.steps, args.batch_size, args.size, args.seed, lr=args.lr,
                         lr_schedule=args.lr_schedule, warmup=args.warmup, checkpoint_every=args.checkpoint_every,
                         log_every=args.log_every, num_workers=args.num_workers, device=args.device,
-                        precision=args.precision)
+                        precision=args.precision, hard_negatives=args.hard_negatives)
     model, _ = load_clip(folder)
     model = model.to(args.device)
     if args.eval_batches > 0:

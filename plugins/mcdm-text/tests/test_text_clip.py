@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from mcdm.errors import CheckpointError, ConfigError
 from mcdm_text.clip import build_clip, clip_config, count_parameters, load_clip, save_clip
 from mcdm_text.tokens import tokenize_batch
-from mcdm_text.train_clip import main, retrieval_accuracy, train_clip
+from mcdm_text.train_clip import contrast_loss, main, retrieval_accuracy, train_clip
 from text_fixtures import one_thread, tiny_clip_config  # noqa: F401  (fixtures)
 
 FAST = {"batch_size": 8, "checkpoint_every": 2, "train_length": 64, "warmup": 1, "lr_schedule": "constant",
@@ -82,6 +82,27 @@ def test_resuming_with_other_settings_is_refused(tmp_path, tiny_clip_config):
     train_clip(tmp_path / "run", 2, config=tiny_clip_config, **FAST)
     with pytest.raises(ConfigError, match="batch_size=8, this run asks for batch_size=4"):
         train_clip(tmp_path / "run", 4, config=tiny_clip_config, **{**FAST, "batch_size": 4})
+
+
+def test_hard_negatives_add_the_contrast_loss_and_are_part_of_the_resume_settings(tmp_path, tiny_clip_config):
+    plain, hard = tmp_path / "plain", tmp_path / "hard"
+    train_clip(plain, 2, config=tiny_clip_config, **FAST)
+    train_clip(hard, 2, config=tiny_clip_config, hard_negatives=1.0, **FAST)
+    (_, a), (_, b) = losses(plain)[0], losses(hard)[0]  # same weights, same batch: only the extra term differs
+    assert float(b) > float(a)
+    with pytest.raises(ConfigError, match="hard_negatives=1.0, this run asks for hard_negatives=0.0"):
+        train_clip(hard, 4, config=tiny_clip_config, **FAST)
+    with pytest.raises(ConfigError, match="a loss weight"):
+        train_clip(tmp_path / "bad", 2, config=tiny_clip_config, hard_negatives=-1.0, **FAST)
+
+
+def test_contrast_loss_is_the_two_way_cross_entropy():
+    images, texts = torch.nn.functional.normalize(torch.randn(2, 4, 8), dim=-1)
+    scale = torch.tensor(10.0)
+    # a contrast caption the image cannot tell from its own: log 2
+    torch.testing.assert_close(contrast_loss(images, texts, texts, scale), torch.log(torch.tensor(2.0)))
+    # image = its caption, contrast opposite: cosines 1 and -1, so log(1 + exp(-2 scale))
+    torch.testing.assert_close(contrast_loss(texts, texts, -texts, scale), torch.log1p(torch.exp(-2 * scale)))
 
 
 def test_the_loss_goes_down_on_a_small_training_set(tmp_path, tiny_clip_config):
