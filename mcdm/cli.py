@@ -229,22 +229,15 @@ def bench(model, batch_sizes, steps, scheduler, repeats, speed, quality_n, judge
 
 
 def _bench_speed(composer, sizes, steps, scheduler, repeats, out: Path, command: str) -> None:
-    from dataclasses import replace
-
     from mcdm.bench import bench as run_bench, machine, markdown, plot
-    from mcdm.combine import Baseline
     from mcdm.demo import EXAMPLES, example_inputs
+    from mcdm.eval.evaluate import changed_settings
 
-    # the floor computes MCDM against the shared prior: time mcdm on the same formula, whatever the defaults
-    saved = dict(composer.settings)
-    for name, setting in saved.items():
-        composer.settings[name] = replace(setting, baseline=Baseline.SHARED)
     inputs = example_inputs(EXAMPLES / "face-0", list(composer.models))
-    try:
+    # the floor computes MCDM against the shared prior: time mcdm on the same formula, whatever the defaults
+    with changed_settings(composer, [(m, "baseline", "shared") for m in composer.models]):
         timings = run_bench(composer, inputs, batch_sizes=sizes, steps=steps, scheduler=scheduler, repeats=repeats,
                             progress=click.echo)
-    finally:
-        composer.settings.update(saved)
     (out / "bench.md").write_text(markdown(timings, machine(), command))
     (out / "bench.json").write_text(json.dumps({"machine": machine(), "command": command,
                                                 "timings": [t.row() for t in timings]}, indent=2) + "\n")

@@ -144,11 +144,11 @@ def score(images: np.ndarray, targets: Sequence[Targets], judges: Judges,
 
 
 @contextmanager
-def row_settings(composer, row: Row):
-    """The composer with the row's ``ModalityConfig`` changes in place, restored afterwards."""
+def changed_settings(composer, changes: Sequence[tuple[str, str, object]]):
+    """The composer with ``(modality, ModalityConfig field, value)`` changes in place, restored afterwards."""
     saved = dict(composer.settings)
     try:
-        for modality, name, value in row.settings:
+        for modality, name, value in changes:
             value = Baseline(value) if name == "baseline" else value  # "own" as written in a YAML file
             composer.settings[modality] = replace(composer.settings[modality], **{name: value})
         yield composer
@@ -167,7 +167,7 @@ def generate_row(composer, row: Row, faces: Sequence[FaceSample], targets: Seque
         if row.modalities:
             conditions = [face_inputs(face, target, composer, row.modalities)
                           for face, target in zip(chunk, targets[start : start + batch_size])]
-            with row_settings(composer, row):
+            with changed_settings(composer, row.settings):
                 out = composer.generate_tensor(conditions, weights=dict(row.weights) or None, **options)
         else:
             out = composer.generate_tensor({}, num_images=len(chunk), **options)

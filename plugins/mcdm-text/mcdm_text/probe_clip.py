@@ -14,6 +14,8 @@ import argparse
 
 import numpy as np
 
+from mcdm.data.attributes import HAIR_COLORS
+from mcdm.data.captions import describable
 from mcdm_text.clip import ClipScorer
 
 PROMPTS = {
@@ -21,7 +23,7 @@ PROMPTS = {
     "hat": {True: "The person wears a hat.", False: "The person does not wear a hat."},
     "smiling": {True: "The person is smiling.", False: "The person is not smiling."},
     "beard": {True: "The man has a beard.", False: "The man has no beard."},
-    "hair_color": {c: f"The person has {c} hair." for c in ("black", "brown", "blond", "red", "gray")},
+    "hair_color": {c: f"The person has {c} hair." for c in HAIR_COLORS},
 }
 
 
@@ -30,7 +32,7 @@ def probe(scorer: ClipScorer, faces) -> dict[str, dict[str, float]]:
     the most common value (the floor an attribute must beat), over the faces the attribute applies to."""
     results = {}
     for name, prompts in PROMPTS.items():
-        applies = [f for f in faces if _applies(name, f.attributes)]
+        applies = [f for f in faces if name in describable(f.attributes)]  # no beard on women, no colour if bald
         images = np.stack([f.image for f in applies])
         values = list(prompts)
         scores = np.stack([scorer(images, [prompts[v]] * len(applies)) for v in values])
@@ -40,14 +42,6 @@ def probe(scorer: ClipScorer, faces) -> dict[str, dict[str, float]]:
         results[name] = {"accuracy": float(np.mean([g == t for g, t in zip(guess, truth)])), "majority": majority,
                          "n": len(applies)}
     return results
-
-
-def _applies(name: str, attributes) -> bool:
-    if name == "beard":
-        return attributes.gender == "male"
-    if name == "hair_color":
-        return attributes.hair_style != "bald"
-    return True
 
 
 def main() -> None:

@@ -248,12 +248,13 @@ class _Batches(torch.utils.data.Dataset):
         captions = [self._modality.condition_from_sample(s, rng) for s in samples]
         images = images_to_tensor([s.image for s in samples])
         length = self._modality.context_length
+        tokens = tokenize_batch(captions, length)
         if not self.contrast:
-            return images, tokenize_batch(captions, length), torch.zeros(0, length, dtype=torch.long)
+            return images, tokens, torch.zeros(0, length, dtype=torch.long)
         from mcdm.data.captions import contrast_caption
 
         contrast = [contrast_caption(s.attributes, c, rng) for s, c in zip(samples, captions)]
-        return images, tokenize_batch(captions, length), tokenize_batch(contrast, length)
+        return images, tokens, tokenize_batch(contrast, length)
 
 
 # --- checkpoints --------------------------------------------------------------------------------
