@@ -1,8 +1,9 @@
 """Compose two models trained on different datasets, with three ways of handling their priors.
 
 The segmentation model saw only the ``dark-hair`` variant (dark hair, no eyeglasses, pale backgrounds); the
-text model only the ``studio`` variant (every hair colour, strong light, dark backgrounds); the shared prior
-the default synthfaces. Held-out default faces give each a mask and a caption, and the combiners are:
+text model and the shared prior are the shipped ones, trained on the default synthfaces (every hair colour,
+eyeglasses, any background). Held-out default faces give each a mask and a caption, so the segmentation model
+meets layouts it never saw (eyeglasses) and the caption asks for hair colours it never drew. The combiners are:
 
 - shared prior: eps = eps_u + sum_i (eps_i - eps_u), eps_u the shared prior (MCDM);
 - own baseline: each difference against its own model's null prediction, eps_i - eps_i(null);
@@ -10,10 +11,10 @@ the default synthfaces. Held-out default faces give each a mask and a caption, a
   (``--mixture`` sets pi for segmentation; text gets the rest).
 
 Each row is scored as ``mcdm eval`` scores (``mcdm.eval.evaluate``): mask IoU for the layout, attribute
-accuracy for the caption, FD and diversity for realism. Run (the models from configs/train/mixing/)::
+accuracy for the caption, FD and diversity for realism. Run (the segmentation model from
+configs/train/mixing/segmentation-dark-hair.yaml)::
 
-    python examples/dataset_mixing.py --segmentation RUNS/mix-seg-dark/model --text RUNS/mix-text-studio/model \\
-        --prior pretrained/synthfaces-32/prior --n 64 --out mixing-results
+    python examples/dataset_mixing.py --segmentation RUNS/mix-seg-dark/model --n 64 --out mixing-results
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mi
         out: Path, reference: int = 1000) -> dict:
     plugins = make_plugin_manager()
     models = {"segmentation": load_model(segmentation, plugins, name="segmentation (dark-hair)"),
-              "text": load_model(text, plugins, name="text (studio)")}
+              "text": load_model(text, plugins, name="text (default)")}
     prior_model = load_model(prior, plugins, name="prior (default)")
     judge = Judges.load(judges)
     singles = [Row(f"{m} alone", (m,)) for m in MODALITIES]
@@ -70,8 +71,8 @@ def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segmentation", type=Path, required=True, help="segmentation model trained on dark-hair")
-    parser.add_argument("--text", type=Path, required=True, help="text model trained on studio")
-    parser.add_argument("--prior", type=Path, default=Path("pretrained/synthfaces-32/prior"))
+    parser.add_argument("--text", type=Path, help="text model (default: the shipped synthfaces-32 one)")
+    parser.add_argument("--prior", type=Path, help="shared prior (default: the shipped synthfaces-32 one)")
     parser.add_argument("--judges", default="judges-32")
     parser.add_argument("--mixture", type=float, default=0.5, help="weight of the segmentation model's prior")
     parser.add_argument("--n", type=int, default=64)
@@ -79,8 +80,10 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=1000, help="real faces the Fréchet distance compares with")
     parser.add_argument("--out", type=Path, default=Path("mixing-results"))
     args = parser.parse_args()
-    merged = run(args.segmentation, args.text, args.prior, resolve(args.judges), n=args.n, mixture=args.mixture,
-                 steps=args.steps, out=args.out, reference=args.reference)
+    shipped = resolve("synthfaces-32")
+    merged = run(args.segmentation, args.text or shipped / "text", args.prior or shipped / "prior",
+                 resolve(args.judges), n=args.n, mixture=args.mixture, steps=args.steps, out=args.out,
+                 reference=args.reference)
     print(markdown_table(merged))
     print(f"wrote {args.out / 'results.md'}")
 
