@@ -33,13 +33,18 @@ FINAL_MODEL = "model"
 CACHE_FROM = 5_000  # datasets at least this long are cached on disk rather than rendered per batch
 
 
+# data.name -> the mcdm.data.adapters reader of a real dataset under data.root
+READERS = {"celebamask-hq": "CelebAMaskHQ", "mm-celeba-hq": "MMCelebAHQ", "folder": "FolderFaces"}
+
+
 @dataclass
 class DataConfig:
-    name: Literal["synthfaces"] = "synthfaces"
+    name: Literal["synthfaces", "celebamask-hq", "mm-celeba-hq", "folder"] = "synthfaces"
     size: int = 32
-    length: int = 50_000  # training samples (the test split is disjoint; see mcdm.data)
+    length: int = 50_000  # synthfaces: training samples (the test split is disjoint; see mcdm.data)
     seed: int = 0
-    variant: str = "default"  # mcdm.data.variants: the distribution the faces are drawn from
+    variant: str = "default"  # synthfaces: the distribution the faces are drawn from (mcdm.data.variants)
+    root: str | None = None  # a real dataset's folder (every sample it reads; MM-CelebA-HQ: its train split)
 
 
 @dataclass
@@ -125,6 +130,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     plugins = make_plugin_manager()
     modality = plugins.modality(config.modality) if config.modality else None
     data = open_training_data(config.data)
+    if modality is not None:
+        check_trainable(modality, data, config.data)
     noise_schedule = DDPMScheduler.from_config(config.schedule)
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
@@ -217,15 +224,42 @@ def open_training_data(config: DataConfig):
     """The training split as a sequence of ``mcdm.data`` FaceSamples.
 
     Small runs render on demand; large ones memory-map the dataset cache (built once, shared by every run,
-    sample for sample the same faces), so rendering does not slow each step.
+    sample for sample the same faces), so rendering does not slow each step. A real dataset is read from
+    ``root`` by its ``mcdm.data.adapters`` reader, its images resized to ``size``.
     """
     from mcdm.data.cache import load_or_build_cache
     from mcdm.data.synthfaces import SynthFaces
 
+    if config.name != "synthfaces":
+        return _real_faces(config)
     if config.length < CACHE_FROM:
         return SynthFaces(size=config.size, seed=config.seed, split="train", length=config.length,
                           variant=config.variant)
     return load_or_build_cache(config.size, config.length, config.seed, "train", variant=config.variant)
+
+
+def _real_faces(config: DataConfig):
+    from mcdm.data import adapters
+    from mcdm.data.adapters.sized import AtSize
+
+    if config.root is None:
+        raise ConfigError(f"data.name={config.name!r} needs data.root, the folder the dataset is in")
+    if config.variant != "default":
+        raise ConfigError(f"data.variant={config.variant!r} draws synthetic faces; it does not apply to {config.name!r}")
+    faces = getattr(adapters, READERS[config.name])(Path(config.root).expanduser())
+    if not len(faces):
+        raise ConfigError(f"data.root={config.root!r} holds no {config.name} faces")
+    return AtSize(faces, config.size)
+
+
+def check_trainable(modality, data, config: DataConfig) -> None:
+    """Fail before training when the data cannot give this modality its input (e.g. masks from MM-CelebA-HQ)."""
+    sample = data[0]
+    try:
+        modality.prepare(modality.condition_from_sample(sample, np.random.default_rng(0)), size=config.size)
+    except Exception as exc:  # any failure here means every batch would fail the same way
+        raise ConfigError(f"modality {modality.name!r} cannot train on data.name={config.name!r}: its first "
+                          f"sample ({sample.name}) gives no usable input ({type(exc).__name__}: {exc})") from exc
 
 
 def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int):
@@ -244,7 +278,10 @@ def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank:
 
 
 def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: Path, n: int = 8) -> None:
-    """Samples of the EMA model on held-out conditions (conditional model) or from noise (prior)."""
+    """Samples of the EMA model on held-out conditions (conditional model) or from noise (prior).
+
+    The conditions are held-out synthfaces whatever the training data, a fixed reference that needs no split.
+    """
     from diffusers import DDIMScheduler
 
     from mcdm.compose import to_pil
@@ -253,7 +290,7 @@ def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: 
     from mcdm.sampling import sample
 
     held_out = SynthFaces(size=config.data.size, seed=config.data.seed, split="test", length=n,
-                          variant=config.data.variant)
+                          variant=config.data.variant if config.data.name == "synthfaces" else "default")
     cond = None
     if modality is not None:
         rng = np.random.default_rng(0)

@@ -89,3 +89,43 @@ def test_two_cpu_processes_train_the_same_weights(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2
     assert summary["ranks_in_sync"] is True
+
+
+@pytest.fixture(scope="module")
+def celeba_layout(tmp_path_factory):
+    """Synthetic faces written in the CelebAMask-HQ + Multi-Modal-CelebA-HQ layout, at 64 px."""
+    from mcdm.data.writer import write_synthfaces
+
+    return write_synthfaces(tmp_path_factory.mktemp("data") / "celeba", n=8, size=64, layout="celeba", workers=1,
+                            progress=False)
+
+
+@pytest.mark.parametrize(("modality", "dataset"), [("segmentation", "celebamask-hq"), ("text", "mm-celeba-hq")])
+def test_a_modality_trains_on_a_real_dataset_through_its_reader(tmp_path, celeba_layout, modality, dataset):
+    from mcdm.train import open_training_data
+
+    extra = ["denoiser.attention_head_dim=2"] if modality == "text" else []
+    cfg = config(tmp_path / "run", "steps=2", f"modality={modality}", f"data.name={dataset}",
+                 f"data.root={celeba_layout}", *extra)
+    faces = open_training_data(cfg.data)
+    assert faces[0].image.shape == (32, 32, 3) and len(faces) in (7, 8)  # MM-CelebA-HQ: its train split
+    model = train(cfg, progress=False)
+    assert load_model(model, make_plugin_manager()).modality == modality
+
+
+def test_a_dataset_without_the_modality_s_input_is_refused_before_training(tmp_path, celeba_layout):
+    cfg = config(tmp_path / "run", "steps=2", "modality=segmentation", "data.name=mm-celeba-hq",
+                 f"data.root={celeba_layout}")
+    with pytest.raises(ConfigError, match="segmentation.*cannot train on data.name='mm-celeba-hq'"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_real_dataset_needs_its_root_and_no_variant(tmp_path, celeba_layout):
+    from mcdm.train import open_training_data
+
+    with pytest.raises(ConfigError, match="needs data.root"):
+        open_training_data(config(tmp_path, "data.name=folder").data)
+    with pytest.raises(ConfigError, match="does not apply"):
+        open_training_data(config(tmp_path, "data.name=celebamask-hq", f"data.root={celeba_layout}",
+                                  "data.variant=dark-hair").data)
