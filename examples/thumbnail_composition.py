@@ -28,6 +28,7 @@ from mcdm.compose import Composer
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
 from mcdm.eval.evaluate import Row, evaluate, write_results
 from mcdm.eval.judges import Judges
+from mcdm.imageio import save_png_atomic
 from mcdm.pretrained import COMPOSITION_FILE, resolve
 from mcdm_thumbnail.modality import GRID, area_average
 
@@ -55,6 +56,35 @@ def composer_with_thumbnail(composition: Path, thumbnail: Path) -> Composer:
     return Composer.from_config(replace(config, modalities={**config.modalities, THUMBNAIL: own}), root=composition)
 
 
+def thumbnails(faces: np.ndarray) -> np.ndarray:
+    """Each face's 8x8 colour cells shown at the face's size (what the thumbnail modality is given)."""
+    size = faces.shape[1]
+    rows = np.arange(size) * GRID // size
+    return np.stack([(area_average(face / 255.0, GRID)[rows][:, rows] * 255).round().astype(np.uint8) for face in faces])
+
+
+def comparison(results: dict, faces: int = 8, scale: int = 2):
+    """One column per held-out face; lines: the face, its thumbnail, then each row's sample for it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from mcdm.imageio import grid
+
+    faces = min(faces, len(results["real"]))
+    lines = {"held-out face": results["real"][:faces], "its thumbnail": thumbnails(results["real"][:faces]),
+             **{row["name"]: results["samples"][row["name"]][:faces] for row in results["rows"]}}
+    size = results["real"].shape[1] * scale
+    tiles = [Image.fromarray(image).resize((size, size), Image.NEAREST) for images in lines.values() for image in images]
+    sheet = grid(tiles, columns=faces)
+    font = ImageFont.load_default(size=12)
+    label_width = int(max(font.getlength(label) for label in lines)) + 12
+    canvas = Image.new("RGB", (label_width + sheet.width, sheet.height), "white")
+    canvas.paste(sheet, (label_width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, label in enumerate(lines):
+        draw.text((4, 2 + i * (size + 2) + size // 2 - 6), label, fill="black", font=font)
+    return canvas
+
+
 def table(results: dict) -> str:
     lines = ["| row | " + " | ".join(label for _, label, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for row in [{"name": "real held-out faces", "figures": {"layout_error": 0.0, **results["ceiling"]}},
@@ -76,6 +106,7 @@ def run(composition: Path, thumbnail: Path, judges: Path, *, n: int, steps: int 
     public = {k: v for k, v in results.items() if k not in ("samples", "real")}
     (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
     (out / "results.md").write_text(table(results))
+    save_png_atomic(comparison(results), out / "comparison.png")
     return results
 
 

@@ -67,3 +67,4 @@ def test_the_thumbnail_joins_the_composition_unchanged_and_gets_a_row_of_its_own
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert "layout_error" in saved["rows"][-1]["figures"]
     assert "layout error" in (tmp_path / "out" / "results.md").read_text()
+    assert (tmp_path / "out" / "comparison.png").is_file()
