@@ -17,7 +17,6 @@ Run (the thumbnail model from ``mcdm train examples/plugins/mcdm-thumbnail/confi
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from mcdm.eval.evaluate import Row, evaluate, write_results
 from mcdm.eval.judges import Judges
 from mcdm.imageio import save_png_atomic
 from mcdm.pretrained import COMPOSITION_FILE, resolve
-from mcdm_thumbnail.modality import GRID, area_average
+from mcdm_thumbnail.modality import GRID, ThumbnailModality, area_average
 
 THUMBNAIL = "thumbnail"
 SHIPPED = ("sketch", "segmentation", "text")
@@ -58,9 +57,9 @@ def composer_with_thumbnail(composition: Path, thumbnail: Path) -> Composer:
 
 def thumbnails(faces: np.ndarray) -> np.ndarray:
     """Each face's 8x8 colour cells shown at the face's size (what the thumbnail modality is given)."""
-    size = faces.shape[1]
-    rows = np.arange(size) * GRID // size
-    return np.stack([(area_average(face / 255.0, GRID)[rows][:, rows] * 255).round().astype(np.uint8) for face in faces])
+    modality = ThumbnailModality()
+    colours = [modality.prepare(face, size=face.shape[0])[:3].permute(1, 2, 0).numpy() for face in faces]
+    return np.stack([((c + 1) * 127.5).round().astype(np.uint8) for c in colours])
 
 
 def comparison(results: dict, faces: int = 8, scale: int = 2):
@@ -102,9 +101,7 @@ def run(composition: Path, thumbnail: Path, judges: Path, *, n: int, steps: int 
                        diversity_samples=0, progress=False)
     for row in results["rows"]:
         row["figures"]["layout_error"] = layout_error(results["samples"][row["name"]], results["real"])
-    write_results(results, out)
-    public = {k: v for k, v in results.items() if k not in ("samples", "real")}
-    (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
+    write_results(results, out)  # results.json already carries layout_error
     (out / "results.md").write_text(table(results))
     save_png_atomic(comparison(results), out / "comparison.png")
     return results

@@ -290,7 +290,7 @@ def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: 
     from mcdm.sampling import sample
 
     held_out = SynthFaces(size=config.data.size, seed=config.data.seed, split="test", length=n,
-                          variant=config.data.variant if config.data.name == "synthfaces" else "default")
+                          variant=config.data.variant)  # "default" for real data (checked)
     cond = None
     if modality is not None:
         rng = np.random.default_rng(0)
