@@ -93,8 +93,16 @@ def clip_section(folder: Path) -> str:
         f"{parameters(folder):,} parameters; open_clip's contrastive loss.",
         f"- Trained {trainer['step']:,} steps at batch {settings['batch_size']} on {settings['train_length']:,} "
         f"train-split image/caption pairs (lr {settings['lr']}, {settings['lr_schedule']}, weight decay "
-        f"{settings['weight_decay']}), then frozen; its text tower is the text model's encoder.",
+        f"{settings['weight_decay']}){hard_negatives(settings)}, then frozen; its text tower is the text model's encoder.",
     ])
+
+
+def hard_negatives(settings: dict) -> str:
+    weight = settings.get("hard_negatives", 0.0)
+    if not weight:
+        return ""
+    return (f", with hard negatives at weight {weight} (each image must also prefer its caption to the same caption "
+            "with one attribute flipped)")
 
 
 def half_storage_note(composition: Path) -> str:
