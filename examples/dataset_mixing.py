@@ -11,7 +11,8 @@ meets layouts it never saw (eyeglasses) and the caption asks for hair colours it
   (``--mixture`` sets pi for segmentation; text gets the rest).
 
 Each row is scored as ``mcdm eval`` scores (``mcdm.eval.evaluate``): mask IoU for the layout, attribute
-accuracy for the caption, FD and diversity for realism. Run (the segmentation model from
+accuracy for the caption, FD and diversity for realism; ``comparison.png`` shows 8 faces, their masks and
+every row's samples. Run (the segmentation model from
 configs/train/mixing/segmentation-dark-hair.yaml)::
 
     python examples/dataset_mixing.py --segmentation RUNS/mix-seg-dark/model --n 64 --out mixing-results
@@ -27,8 +28,11 @@ from mcdm.checkpoint import load_model
 from mcdm.combine import Baseline
 from mcdm.compose import Composer
 from mcdm.config import ModalityConfig
+from mcdm.data import SynthFaces
+from mcdm.data.labels import colorize_mask
 from mcdm.eval.evaluate import Row, evaluate, markdown_table, write_results
 from mcdm.eval.judges import Judges
+from mcdm.imageio import labelled_rows, save_png_atomic
 from mcdm.plugins import make_plugin_manager
 from mcdm.pretrained import resolve
 
@@ -65,7 +69,17 @@ def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mi
     merged.pop("samples"), merged.pop("real")
     (out / "results.json").write_text(json.dumps({"mixture": mixture, **merged}, indent=2) + "\n")
     (out / "results.md").write_text(markdown_table(merged))
+    save_png_atomic(comparison(tables), out / "comparison.png")
     return merged
+
+
+def comparison(tables: dict[str, dict], faces: int = 8):
+    """One column per held-out face; lines: the face, its mask, then every row's sample for it."""
+    real = tables["shared prior"]["real"][:faces]
+    test_split = SynthFaces(size=real.shape[1], seed=0, split="test", length=len(real))  # the faces evaluate scored
+    masks = [colorize_mask(test_split[i].mask) for i in range(len(real))]
+    samples = {name: images[: len(real)] for table in tables.values() for name, images in table["samples"].items()}
+    return labelled_rows({"held-out face": real, "its mask": masks, **samples})
 
 
 def main() -> None:

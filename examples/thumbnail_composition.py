@@ -27,7 +27,7 @@ from mcdm.compose import Composer
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
 from mcdm.eval.evaluate import Row, evaluate, write_results
 from mcdm.eval.judges import Judges
-from mcdm.imageio import save_png_atomic
+from mcdm.imageio import labelled_rows, save_png_atomic
 from mcdm.pretrained import COMPOSITION_FILE, resolve
 from mcdm_thumbnail.modality import GRID, ThumbnailModality, area_average
 
@@ -62,26 +62,11 @@ def thumbnails(faces: np.ndarray) -> np.ndarray:
     return np.stack([((c + 1) * 127.5).round().astype(np.uint8) for c in colours])
 
 
-def comparison(results: dict, faces: int = 8, scale: int = 2):
+def comparison(results: dict, faces: int = 8):
     """One column per held-out face; lines: the face, its thumbnail, then each row's sample for it."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    from mcdm.imageio import grid
-
     faces = min(faces, len(results["real"]))
-    lines = {"held-out face": results["real"][:faces], "its thumbnail": thumbnails(results["real"][:faces]),
-             **{row["name"]: results["samples"][row["name"]][:faces] for row in results["rows"]}}
-    size = results["real"].shape[1] * scale
-    tiles = [Image.fromarray(image).resize((size, size), Image.NEAREST) for images in lines.values() for image in images]
-    sheet = grid(tiles, columns=faces)
-    font = ImageFont.load_default(size=12)
-    label_width = int(max(font.getlength(label) for label in lines)) + 12
-    canvas = Image.new("RGB", (label_width + sheet.width, sheet.height), "white")
-    canvas.paste(sheet, (label_width, 0))
-    draw = ImageDraw.Draw(canvas)
-    for i, label in enumerate(lines):
-        draw.text((4, 2 + i * (size + 2) + size // 2 - 6), label, fill="black", font=font)
-    return canvas
+    return labelled_rows({"held-out face": results["real"][:faces], "its thumbnail": thumbnails(results["real"][:faces]),
+                          **{row["name"]: results["samples"][row["name"]][:faces] for row in results["rows"]}})
 
 
 def table(results: dict) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 
 def grid(images: Sequence[Image.Image], columns: int | None = None, pad: int = 2) -> Image.Image:
@@ -23,6 +24,27 @@ def grid(images: Sequence[Image.Image], columns: int | None = None, pad: int = 2
     for i, image in enumerate(images):
         sheet.paste(image.convert("RGB"), (pad + (i % columns) * (w + pad), pad + (i // columns) * (h + pad)))
     return sheet
+
+
+def labelled_rows(lines: Mapping[str, Sequence[np.ndarray]], scale: int = 2) -> Image.Image:
+    """One row per label of equally sized HxWx3 uint8 images, enlarged ``scale`` times, the label at its left."""
+    if not lines:
+        raise ValueError("no rows to draw")
+    columns = {len(images) for images in lines.values()}
+    if len(columns) != 1:
+        raise ValueError(f"every row needs as many images; got {sorted(columns)}")
+    height, width = next(iter(lines.values()))[0].shape[:2]
+    size = (width * scale, height * scale)
+    tiles = [Image.fromarray(image).resize(size, Image.NEAREST) for images in lines.values() for image in images]
+    sheet = grid(tiles, columns=columns.pop())
+    font = ImageFont.load_default(size=12)
+    label_width = int(max(font.getlength(label) for label in lines)) + 12
+    canvas = Image.new("RGB", (label_width + sheet.width, sheet.height), "white")
+    canvas.paste(sheet, (label_width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, label in enumerate(lines):
+        draw.text((4, 2 + i * (size[1] + 2) + size[1] // 2 - 6), label, fill="black", font=font)
+    return canvas
 
 
 def save_png_atomic(image: Image.Image, path: str | os.PathLike) -> Path:

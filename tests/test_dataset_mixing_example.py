@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from mcdm.checkpoint import save_model
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
@@ -40,3 +41,5 @@ def test_dataset_mixing_example_compares_the_three_combiners(plugins, tmp_path):
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["mixture"] == 0.3 and len(saved["rows"]) == 5
     assert (tmp_path / "out" / "mixture-of-priors" / "samples.png").is_file()
+    sheet = Image.open(tmp_path / "out" / "comparison.png")
+    assert sheet.height == 7 * (64 + 2) + 2  # the face, its mask and the five rows, each tile 32x32 shown at 64
