@@ -24,6 +24,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from mcdm.checkpoint import load_model
 from mcdm.combine import Baseline
 from mcdm.compose import Composer
@@ -76,8 +78,11 @@ def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mi
 def comparison(tables: dict[str, dict], faces: int = 8):
     """One column per held-out face; lines: the face, its mask, then every row's sample for it."""
     real = tables["shared prior"]["real"][:faces]
-    test_split = SynthFaces(size=real.shape[1], seed=0, split="test", length=len(real))  # the faces evaluate scored
-    masks = [colorize_mask(test_split[i].mask) for i in range(len(real))]
+    test_split = SynthFaces(size=real.shape[1], seed=0, split="test", length=len(real))
+    faces = [test_split[i] for i in range(len(real))]
+    if not all(np.array_equal(face.image, image) for face, image in zip(faces, real)):
+        raise RuntimeError("the masks drawn are not those of the faces evaluate scored")  # evaluate chose other faces
+    masks = [colorize_mask(face.mask) for face in faces]
     samples = {name: images[: len(real)] for table in tables.values() for name, images in table["samples"].items()}
     return labelled_rows({"held-out face": real, "its mask": masks, **samples})
 

@@ -1,4 +1,5 @@
-"""Writing pictures: grids of images and PNG files written atomically (no half-written output on error)."""
+"""Writing pictures: grids of images, labelled sheets of them, and PNG files written atomically (no half-written
+output on error)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 
 def grid(images: Sequence[Image.Image], columns: int | None = None, pad: int = 2) -> Image.Image:
@@ -36,14 +37,15 @@ def labelled_rows(lines: Mapping[str, Sequence[np.ndarray]], scale: int = 2) -> 
     height, width = next(iter(lines.values()))[0].shape[:2]
     size = (width * scale, height * scale)
     tiles = [Image.fromarray(image).resize(size, Image.NEAREST) for images in lines.values() for image in images]
-    sheet = grid(tiles, columns=columns.pop())
+    pad = 2
+    sheet = grid(tiles, columns=columns.pop(), pad=pad) if len(tiles) > 1 else ImageOps.expand(tiles[0], pad, "white")
     font = ImageFont.load_default(size=12)
     label_width = int(max(font.getlength(label) for label in lines)) + 12
     canvas = Image.new("RGB", (label_width + sheet.width, sheet.height), "white")
     canvas.paste(sheet, (label_width, 0))
     draw = ImageDraw.Draw(canvas)
     for i, label in enumerate(lines):
-        draw.text((4, 2 + i * (size[1] + 2) + size[1] // 2 - 6), label, fill="black", font=font)
+        draw.text((4, pad + i * (size[1] + pad) + size[1] // 2 - 6), label, fill="black", font=font)
     return canvas
 
 

@@ -76,7 +76,8 @@ def model_section(name: str, folder: Path, hardware: str) -> str:
         f"{config['lr']}, {config['lr_schedule']} decay after {config['warmup_steps']} warm-up steps, EMA "
         f"{config['ema_decay']}, {config['mixed_precision']} autocast; noise schedule {schedule['beta_schedule']} "
         f"beta {schedule['beta_start']}..{schedule['beta_end']}, {schedule['num_train_timesteps']} steps.",
-        f"- Time: {seconds / 3600:.2f} h wall clock in {legs} leg(s) (resumed from checkpoints); {hardware}.",
+        f"- Time: {seconds / 3600:.2f} h wall clock"
+        + (f" in {legs} legs (resumed from checkpoints)" if legs > 1 else " in one leg") + f"; {hardware}.",
     ]
     return "\n".join(lines)
 
@@ -98,6 +99,7 @@ def clip_section(folder: Path) -> str:
 
 
 def hard_negatives(settings: dict) -> str:
+    """The clause the CLIP section adds when the CLIP was trained with hard negatives."""
     weight = settings.get("hard_negatives", 0.0)
     if not weight:
         return ""
