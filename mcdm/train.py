@@ -146,6 +146,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         raise ConfigError(f"{str(out)!r} already holds checkpoints: pass resume to continue, or choose another out")
 
     model, optimizer = accelerator.prepare(denoiser, optimizer)
+    ema.to(accelerator.device)  # prepare moved only the trained copy
     alphas_cumprod = noise_schedule.alphas_cumprod.to(accelerator.device)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)

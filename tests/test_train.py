@@ -62,6 +62,15 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys
     assert json.loads((run / "summary.json").read_text())["steps"] == 6
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_gpu_run_trains_resumes_and_exports(tmp_path):
+    run = tmp_path / "run"
+    train(config(run, "steps=2", "modality=toy_a", "mixed_precision=bf16"), progress=False)
+    train(config(run, "steps=4", "modality=toy_a", "mixed_precision=bf16"), resume=True, progress=False)
+    assert all(torch.isfinite(w).all() for w in ema_weights(run, 4).values())
+    assert load_model(run / "model", make_plugin_manager()).modality == "toy_a"
+
+
 def test_refuses_to_overwrite_a_run_without_resume(tmp_path):
     run = tmp_path / "run"
     train(config(run, "steps=2"), progress=False)
