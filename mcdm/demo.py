@@ -46,7 +46,8 @@ def run_demo(model: str = "synthfaces-32", out: Path = Path("mcdm-demo.png"), *,
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=11)
     for column, header in enumerate(headers):
-        draw.text((column * CELL + 4, 8), header, fill="black", font=font)
+        # "sketch + mask + text" is wider than a cell: wrap it onto a second line
+        draw.multiline_text((column * CELL + 4, 2), textwrap.fill(header, 17), fill="black", font=font, spacing=1)
     inputs = [example_inputs(face, modalities) for face in faces]
     missing = [f"{face.name}/{m}" for face, given in zip(faces, inputs) for m in modalities if m not in given]
     if missing:
