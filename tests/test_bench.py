@@ -1,6 +1,7 @@
 """The benchmark's floor makes the same computation as mcdm: equal images for the same seed."""
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import SIZE
@@ -25,6 +26,7 @@ def test_bench_times_every_prefix_and_batch(toy_composer):
     assert "| toy_a + toy_b | 2 | 2 |" in markdown(timings, machine(), "mcdm bench")
 
 
+@pytest.mark.filterwarnings("ignore:Matrix is singular")  # a Fréchet distance of a handful of tiny-model samples
 def test_steps_vs_quality_scores_each_setting(make_model, plugins):
     from mcdm.bench import quality_markdown, steps_vs_quality
     from mcdm.checkpoint import load_model
