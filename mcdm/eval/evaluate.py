@@ -126,18 +126,27 @@ def face_inputs(face: FaceSample, targets: Targets, composer, modalities: Sequen
 
 def score(images: np.ndarray, targets: Sequence[Targets], judges: Judges,
           clip_score: ClipScore | None = None) -> dict[str, float]:
-    """The figures of uint8 images (N, H, W, 3) against the targets (means over the N images)."""
+    """The figures of uint8 images (N, H, W, 3) against the targets (means over the N images).
+
+    Besides ``attribute_accuracy`` (over every captioned attribute), ``attribute_accuracy.<name>`` is the
+    accuracy on one attribute, over the images whose caption states it (absent when none does).
+    """
     parsed = judges.parsing.parse(images)
     predicted = judges.attributes.predict(images)
-    ious, f1s, correct, total = [], [], 0, 0
+    ious, f1s = [], []
+    correct, total = dict.fromkeys(SCORED_ATTRIBUTES, 0), dict.fromkeys(SCORED_ATTRIBUTES, 0)
     for image, target, mask, attributes in zip(images, targets, parsed, predicted):
         ious.append(mean_iou(mask, target.mask))  # unknown pixels of a partial mask are not scored
         region = np.ones(mask.shape, bool) if target.edge_region is None else target.edge_region
         f1s.append(edge_f1_in_region(sketch_from_image(image) > 0, target.edge_reference > 0, region, tolerance=2))
-        c, t = attribute_accuracy(attributes, parse_caption(target.caption), names=SCORED_ATTRIBUTES)
-        correct, total = correct + c, total + t
+        stated = parse_caption(target.caption)
+        for name in SCORED_ATTRIBUTES:
+            c, t = attribute_accuracy(attributes, stated, names=(name,))
+            correct[name], total[name] = correct[name] + c, total[name] + t
     figures = {"mask_iou": float(np.mean(ious)), "edge_f1": float(np.mean(f1s)),
-               "attribute_accuracy": correct / max(total, 1)}
+               "attribute_accuracy": sum(correct.values()) / max(sum(total.values()), 1)}
+    figures.update({f"attribute_accuracy.{name}": correct[name] / total[name] for name in SCORED_ATTRIBUTES
+                    if total[name]})
     if clip_score is not None:
         figures["clip_score"] = float(np.mean(clip_score(images, [target.caption for target in targets])))
     return figures

@@ -1,6 +1,7 @@
 """The evaluation runner on tiny random models and judges: structure, sample counts, and the ceiling."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,8 +13,8 @@ from PIL import Image
 from mcdm.checkpoint import save_model
 from mcdm.cli import cli
 from mcdm.compose import Composer
-from mcdm.eval.evaluate import (FIGURES, REALISM, evaluate, markdown_table, partial_input_rows, standard_rows,
-                                write_results)
+from mcdm.eval.evaluate import (FIGURES, REALISM, evaluate, markdown_table, partial_input_rows, score,
+                                standard_rows, write_results)
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
 from mcdm.plugins import make_plugin_manager
 
@@ -47,6 +48,20 @@ def test_rows_cover_every_subset():
                      "segmentation + text", "sketch + segmentation + text", "all, own baselines"]
 
 
+def test_score_gives_each_captioned_attribute_its_own_accuracy():
+    blank = np.zeros((32, 32), np.uint8)
+    targets = [SimpleNamespace(mask=blank, edge_region=None, edge_reference=blank, caption=caption)
+               for caption in ("The person is smiling. The person wears eyeglasses.", "The person is not smiling.")]
+    judged = {"hair_color": "black", "eyeglasses": False, "smiling": True, "hat": False, "beard": False}
+    judges = SimpleNamespace(parsing=SimpleNamespace(parse=lambda images: np.zeros((len(images), 32, 32), np.uint8)),
+                             attributes=SimpleNamespace(predict=lambda images: [judged] * len(images)))
+    figures = score(np.zeros((2, 32, 32, 3), np.uint8), targets, judges)
+    assert figures["attribute_accuracy.smiling"] == 0.5  # right for the first caption, wrong for the second
+    assert figures["attribute_accuracy.eyeglasses"] == 0.0
+    assert figures["attribute_accuracy"] == pytest.approx(1 / 3)  # over the three stated attributes
+    assert not any(f"attribute_accuracy.{name}" in figures for name in ("hair_color", "hat", "beard"))  # unstated
+
+
 def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     composer = Composer.from_pretrained(composition)
     judges = Judges.load(composition / "judges")
@@ -54,11 +69,15 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     results = evaluate(composer, judges, rows, n=3, batch_size=2, reference=6, diversity_faces=2,
                        diversity_samples=2, progress=False)
     assert [r["name"] for r in results["rows"]] == [r.name for r in rows]
-    assert set(results["ceiling"]) == {*FIGURES, "fd"}
+    def per_attribute(figures):
+        return {f for f in figures if f.startswith("attribute_accuracy.")}
+
+    assert set(results["ceiling"]) - per_attribute(results["ceiling"]) == {*FIGURES, "fd"}
     for row in [results["ceiling"], *(r["figures"] for r in results["rows"])]:
-        assert all(0.0 <= row[f] <= 1.0 for f in FIGURES) and row["fd"] >= 0.0
+        assert all(0.0 <= row[f] <= 1.0 for f in [*FIGURES, *per_attribute(row)]) and row["fd"] >= 0.0
+        assert per_attribute(row)  # every caption states some attributes
     for row in results["rows"]:
-        assert set(row["figures"]) == {*FIGURES, *REALISM}
+        assert set(row["figures"]) - per_attribute(row["figures"]) == {*FIGURES, *REALISM}
         assert row["figures"]["diversity"] > 0.0  # different seeds, different images
     assert results["ceiling"]["edge_f1"] == pytest.approx(1.0)  # a face's sketch is its own Canny edges
     assert all(images.shape == (3, 32, 32, 3) for images in results["samples"].values())
