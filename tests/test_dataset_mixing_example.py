@@ -8,12 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import TINY_TEXT, ddpm_schedule
 from mcdm.checkpoint import save_model
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dataset_mixing.py"
-SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
-TINY_TEXT = {"context_length": 64, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
+SCHEDULE = ddpm_schedule()
 
 pytestmark = pytest.mark.filterwarnings("ignore:Matrix is singular")
 
