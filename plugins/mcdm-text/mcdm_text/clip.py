@@ -205,10 +205,14 @@ class ClipScorer:
     @torch.no_grad()
     def __call__(self, images: np.ndarray, captions: list[str]) -> np.ndarray:
         """uint8 images ``(N, H, W, 3)`` at the CLIP's image size and N captions -> N scores."""
-        from mcdm_text.tokens import tokenize_batch
-
         if len(images) != len(captions):
             raise ValueError(f"{len(images)} images but {len(captions)} captions")
         image_features = self.model.encode_image(images_to_tensor(images), normalize=True)
-        text_features = self.model.encode_text(tokenize_batch(list(captions), self.context_length), normalize=True)
-        return (100.0 * (image_features * text_features).sum(dim=-1)).numpy()
+        return (100.0 * (image_features * self.caption_embeddings(captions)).sum(dim=-1)).numpy()
+
+    @torch.no_grad()
+    def caption_embeddings(self, captions: list[str]) -> torch.Tensor:
+        """N captions -> their unit-length CLIP text embeddings ``(N, embed_dim)``."""
+        from mcdm_text.tokens import tokenize_batch
+
+        return self.model.encode_text(tokenize_batch(list(captions), self.context_length), normalize=True)

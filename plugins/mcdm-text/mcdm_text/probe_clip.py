@@ -5,7 +5,9 @@
 For each attribute, every held-out face's image is scored against captions stating each value ("The person
 wears eyeglasses." / "The person does not wear eyeglasses."); the best-scoring value is the CLIP's reading.
 A text model conditioned on the CLIP's tower cannot learn an attribute the tower does not separate, so check
-this before training one.
+this before training one. It also prints, per attribute, how alike the tower finds the captions of two values:
+the cosine of their CLIP text embeddings (for hair colour, the most alike pair), near 1 where the tower's
+summary says the same for "is smiling" and "is not smiling".
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+import torch
 
 from mcdm.data.attributes import HAIR_COLORS
 from mcdm.data.captions import describable
@@ -44,6 +47,16 @@ def probe(scorer: ClipScorer, faces) -> dict[str, dict[str, float]]:
     return results
 
 
+def prompt_similarity(scorer: ClipScorer) -> dict[str, float]:
+    """{attribute: the highest cosine between the text embeddings of two of its captions}."""
+    similarity = {}
+    for name, prompts in PROMPTS.items():
+        embeddings = scorer.caption_embeddings(list(prompts.values()))
+        cosines = embeddings @ embeddings.T
+        similarity[name] = float(cosines[~torch.eye(len(prompts), dtype=torch.bool)].max())
+    return similarity
+
+
 def main() -> None:
     from mcdm.data import SynthFaces
 
@@ -52,8 +65,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=256, help="held-out faces")
     args = parser.parse_args()
     split = SynthFaces(size=32, seed=0, split="test", length=args.n)
-    for name, r in probe(ClipScorer.load(args.clip), [split[i] for i in range(args.n)]).items():
-        print(f"{name:11s} zero-shot {r['accuracy']:.3f}  (always the commonest value: {r['majority']:.3f}; {r['n']} faces)")
+    scorer = ClipScorer.load(args.clip)
+    similarity = prompt_similarity(scorer)
+    for name, r in probe(scorer, [split[i] for i in range(args.n)]).items():
+        print(f"{name:11s} zero-shot {r['accuracy']:.3f}  (always the commonest value: {r['majority']:.3f}; "
+              f"{r['n']} faces); its captions' embeddings: cosine {similarity[name]:.3f}")
 
 
 if __name__ == "__main__":

@@ -148,3 +148,16 @@ def test_probe_reports_each_attributes_zero_shot_accuracy_and_its_floor(tmp_path
     men = sum(f.attributes.gender == "male" for f in faces)
     assert results["beard"]["n"] == men and results["eyeglasses"]["n"] == 24
     assert all(0.0 <= r["accuracy"] <= 1.0 and 0.0 < r["majority"] <= 1.0 for r in results.values())
+
+
+def test_probe_measures_how_alike_the_tower_finds_each_attribute_s_captions(tmp_path, tiny_clip_config):
+    from mcdm_text.clip import ClipScorer
+    from mcdm_text.probe_clip import PROMPTS, prompt_similarity
+
+    torch.manual_seed(0)
+    scorer = ClipScorer.load(save_clip(build_clip(tiny_clip_config), tiny_clip_config, tmp_path / "clip"))
+    similarity = prompt_similarity(scorer)
+    assert set(similarity) == set(PROMPTS)
+    assert all(-1.0 <= value <= 1.0 + 1e-6 for value in similarity.values())
+    smiling = scorer.caption_embeddings(list(PROMPTS["smiling"].values()))
+    assert similarity["smiling"] == pytest.approx(float(smiling[0] @ smiling[1]), abs=1e-6)
