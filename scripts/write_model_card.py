@@ -103,8 +103,11 @@ def hard_negatives(settings: dict) -> str:
     weight = settings.get("hard_negatives", 0.0)
     if not weight:
         return ""
+    contrasts = settings.get("contrasts", 1)
+    flipped = ("with one attribute flipped" if contrasts == 1
+               else f"with one attribute flipped, {contrasts} such captions per image, each flipping a different one")
     return (f", with hard negatives at weight {weight} (each image must also prefer its caption to the same caption "
-            "with one attribute flipped)")
+            f"{flipped})")
 
 
 def half_storage_note(composition: Path) -> str:

@@ -66,13 +66,30 @@ def contrast_caption(attributes: FaceAttributes, caption: str, rng: np.random.Ge
 
     The changed attribute is one ``caption`` states when it states any, else one it leaves unsaid.
     """
+    return contrast_captions(attributes, caption, rng, 1)[0]
+
+
+def contrast_captions(attributes: FaceAttributes, caption: str, rng: np.random.Generator, k: int) -> list[str]:
+    """``k`` contrast captions (see ``contrast_caption``), each wrong about a different attribute.
+
+    The changed attributes are drawn first among those ``caption`` states, then among those it leaves unsaid;
+    every face has at least 8 changeable attributes, so ``k`` may be up to 8.
+    """
     names = describable(attributes)
+    changeable = [n for n in names if n in _CHANGEABLE]
+    if not 1 <= k <= len(changeable):
+        raise ValueError(f"contrast_captions: k must be between 1 and {len(changeable)} for this face, got {k}")
     stated = [n for n in parse_caption(caption) if n in names]
-    candidates = [n for n in stated if n in _CHANGEABLE] or [n for n in names if n in _CHANGEABLE]
-    name = candidates[int(rng.integers(len(candidates)))]
-    others = [v for v in _CHANGEABLE[name] if v != getattr(attributes, name)]
-    changed = dataclasses.replace(attributes, **{name: others[int(rng.integers(len(others)))]})
-    return _caption(changed, tuple(dict.fromkeys([*stated, name])), rng)
+    said = [n for n in stated if n in _CHANGEABLE]
+    unsaid = [n for n in changeable if n not in said]
+    chosen = [said[i] for i in rng.permutation(len(said))][:k]
+    chosen += [unsaid[i] for i in rng.permutation(len(unsaid))][:k - len(chosen)]
+    captions = []
+    for name in chosen:
+        others = [v for v in _CHANGEABLE[name] if v != getattr(attributes, name)]
+        changed = dataclasses.replace(attributes, **{name: others[int(rng.integers(len(others)))]})
+        captions.append(_caption(changed, tuple(dict.fromkeys([*stated, name])), rng))
+    return captions
 
 
 def _caption(a: FaceAttributes, names: Sequence[str], rng: np.random.Generator) -> str:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mcdm.data.captions import (CAPTIONS_PER_SAMPLE, captions_for, contrast_caption, describable, parse_caption,
+from mcdm.data.captions import (CAPTIONS_PER_SAMPLE, captions_for, contrast_caption, contrast_captions, describable, parse_caption,
                                  partial_caption)
 from mcdm.data.synthfaces import SynthFaces
 
@@ -74,3 +74,19 @@ def test_a_contrast_caption_is_wrong_about_exactly_one_attribute(attributes, k):
         assert set(stated) <= set(contrast) <= set(stated) | set(changed)
         if set(stated) - {"gender", "hair_style", "face_shape"}:  # it states something changeable: that changes
             assert changed[0] in stated
+
+
+def test_contrast_captions_are_each_wrong_about_a_different_attribute(attributes):
+    rng = np.random.default_rng(0)
+    for a in attributes:
+        caption = partial_caption(a, rng, 2)
+        changed = []
+        for contrast in contrast_captions(a, caption, rng, 8):
+            parsed = parse_caption(contrast)
+            [name] = [n for n in parsed if parsed[n] != getattr(a, n)]
+            changed.append(name)
+        assert len(set(changed)) == 8
+        stated = [n for n in parse_caption(caption) if n in changed]
+        assert set(changed[:len(stated)]) == set(stated)  # what the caption states is contradicted first
+    with pytest.raises(ValueError, match="k must be between 1 and"):
+        contrast_captions(attributes[0], caption, rng, 0)

@@ -1,12 +1,14 @@
 """Contrastive training of the small CLIP on SynthFaces image/caption pairs, resumable, and a retrieval check.
 
-    python -m mcdm_text.train_clip --out runs/clip --steps 20000 --hard-negatives 1
+    python -m mcdm_text.train_clip --out runs/clip --steps 20000 --hard-negatives 1 --contrasts 8
 
 ``hard_negatives`` adds, to open_clip's ``ClipLoss``, that weight times a second cross-entropy: each image must
-prefer its caption to a *contrast caption* of the same face that is wrong about one attribute
-(``mcdm.data.captions.contrast_caption``; the hard negatives of NegCLIP, Yuksekgonul et al. 2023). Without it
+prefer its caption to ``contrasts`` *contrast captions* of the same face, each wrong about a different attribute
+(``mcdm.data.captions.contrast_captions``; the hard negatives of NegCLIP, Yuksekgonul et al. 2023). Without it
 the in-batch negatives almost always differ in hair colour, so the text tower never has to encode negation
 ("does not wear eyeglasses", "is not smiling") and a frozen tower hands the text model captions that have lost it.
+With one contrast per image a small attribute such as a smile is contradicted in about one image in ten, too
+rarely for either tower to start encoding it; eight contradict every stated one of the judged attributes.
 
 Files under ``--out``::
 
@@ -56,7 +58,7 @@ OPTIMIZER_FILE = "optimizer.safetensors"
 TRAINER_FILE = "trainer.json"
 # settings a resumed run must share with the run it continues (others, like the step count, may change)
 _RESUME_KEYS = ("batch_size", "size", "seed", "data_seed", "train_length", "lr", "lr_schedule", "weight_decay",
-                "warmup", "hard_negatives")
+                "warmup", "hard_negatives", "contrasts")
 
 Precision = Literal["fp32", "bf16"]
 LRSchedule = Literal["cosine", "constant"]
@@ -79,6 +81,7 @@ def train_clip(
     data_seed: int = 0,
     train_length: int = 100_000,
     hard_negatives: float = 0.0,
+    contrasts: int = 1,
     num_workers: int = 0,
     device: str | torch.device = "cpu",
     precision: Precision = "fp32",
@@ -97,6 +100,8 @@ def train_clip(
         raise ConfigError(f"train_clip: train_length {train_length} is smaller than one batch of {batch_size}")
     if hard_negatives < 0:
         raise ConfigError(f"train_clip: hard_negatives is a loss weight, at least 0; got {hard_negatives}")
+    if not 1 <= contrasts <= 8:
+        raise ConfigError(f"train_clip: contrasts (contrast captions per image) must be 1 to 8; got {contrasts}")
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"train_clip: unknown precision {precision!r}; choose fp32 or bf16")
     if lr_schedule not in ("cosine", "constant"):
@@ -106,6 +111,8 @@ def train_clip(
     settings = {"batch_size": batch_size, "size": size, "seed": seed, "data_seed": data_seed,
                 "train_length": train_length, "lr": lr, "lr_schedule": lr_schedule, "weight_decay": weight_decay,
                 "warmup": warmup, "hard_negatives": hard_negatives}
+    if contrasts > 1:  # only then, so runs from before the setting existed resume
+        settings["contrasts"] = contrasts
 
     ckpt = out_dir / CHECKPOINT
     if (ckpt / TRAINER_FILE).is_file():
@@ -124,7 +131,8 @@ def train_clip(
     out_dir.mkdir(parents=True, exist_ok=True)
     _trim_log(out_dir / LOSS_CSV, start)
 
-    batches = _Batches(size, data_seed, train_length, batch_size, seed, contrast=hard_negatives > 0)
+    batches = _Batches(size, data_seed, train_length, batch_size, seed,
+                       contrasts=contrasts if hard_negatives > 0 else 0)
     loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, steps),
                                          num_workers=num_workers, persistent_workers=False)
     loss_fn = _clip_loss()
@@ -143,7 +151,8 @@ def train_clip(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                 image_features = model.encode_image(images.to(device), normalize=True)
                 text_features = model.encode_text(tokens.to(device), normalize=True)
-                contrast_features = model.encode_text(contrast.to(device), normalize=True) if hard_negatives else None
+                contrast_features = (model.encode_text(contrast.flatten(0, 1).to(device), normalize=True)
+                                     .unflatten(0, contrast.shape[:2]) if hard_negatives else None)
             scale = model.logit_scale.exp()
             loss = loss_fn(image_features.float(), text_features.float(), scale)
             if contrast_features is not None:
@@ -182,9 +191,10 @@ def lr_at(step: int, steps: int, lr: float, warmup: int, schedule: LRSchedule = 
 
 def contrast_loss(image_features: torch.Tensor, text_features: torch.Tensor, contrast_features: torch.Tensor,
                   scale: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of each image choosing its own caption over its contrast caption (normalized features)."""
-    logits = scale * torch.stack([(image_features * text_features).sum(-1),
-                                  (image_features * contrast_features).sum(-1)], dim=1)
+    """Mean cross-entropy of each image choosing its own caption (B, D) over its contrast captions (B, K, D);
+    normalized features."""
+    own = (image_features * text_features).sum(-1, keepdim=True)
+    logits = scale * torch.cat([own, torch.einsum("bd,bkd->bk", image_features, contrast_features)], dim=1)
     return torch.nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
@@ -226,11 +236,11 @@ def retrieval_accuracy(
 
 class _Batches(torch.utils.data.Dataset):
     """Batch ``step`` -> (uint8->float images (B, 3, H, W), caption tokens (B, L), contrast caption tokens
-    (B, L), or (0, L) without ``contrast``), a pure function of the step."""
+    (B, contrasts, L)), a pure function of the step."""
 
-    def __init__(self, size: int, data_seed: int, length: int, batch_size: int, seed: int, contrast: bool = False):
+    def __init__(self, size: int, data_seed: int, length: int, batch_size: int, seed: int, contrasts: int = 0):
         self.size, self.data_seed, self.length, self.batch_size, self.seed = size, data_seed, length, batch_size, seed
-        self.contrast = contrast
+        self.contrasts = contrasts
         self._faces = None
         self._modality = TextModality()
 
@@ -249,12 +259,13 @@ class _Batches(torch.utils.data.Dataset):
         images = images_to_tensor([s.image for s in samples])
         length = self._modality.context_length
         tokens = tokenize_batch(captions, length)
-        if not self.contrast:
-            return images, tokens, torch.zeros(0, length, dtype=torch.long)
-        from mcdm.data.captions import contrast_caption
+        if not self.contrasts:
+            return images, tokens, torch.zeros(len(samples), 0, length, dtype=torch.long)
+        from mcdm.data.captions import contrast_captions
 
-        contrast = [contrast_caption(s.attributes, c, rng) for s, c in zip(samples, captions)]
-        return images, tokens, tokenize_batch(contrast, length)
+        contrast = [c for s, caption in zip(samples, captions)
+                    for c in contrast_captions(s.attributes, caption, rng, self.contrasts)]
+        return images, tokens, tokenize_batch(contrast, length).unflatten(0, (len(samples), self.contrasts))
 
 
 # --- checkpoints --------------------------------------------------------------------------------
@@ -355,12 +366,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--hard-negatives", type=float, default=0.0,
                         help="weight of the contrast-caption loss (0: open_clip's ClipLoss alone)")
+    parser.add_argument("--contrasts", type=int, default=1,
+                        help="contrast captions per image, each wrong about a different attribute (1 to 8)")
+    parser.add_argument("--config", help="a clip_config.json to train (default: the small CLIP of mcdm_text.clip)")
     parser.add_argument("--eval-batches", type=int, default=4, help="test batches of 64 for the retrieval check")
     args = parser.parse_args(argv)
     folder = train_clip(args.out, args.steps, args.batch_size, args.size, args.seed, lr=args.lr,
                         lr_schedule=args.lr_schedule, warmup=args.warmup, checkpoint_every=args.checkpoint_every,
                         log_every=args.log_every, num_workers=args.num_workers, device=args.device,
-                        precision=args.precision, hard_negatives=args.hard_negatives)
+                        precision=args.precision, hard_negatives=args.hard_negatives, contrasts=args.contrasts,
+                        config=json.loads(Path(args.config).read_text()) if args.config else None)
     model, _ = load_clip(folder)
     model = model.to(args.device)
     if args.eval_batches > 0:

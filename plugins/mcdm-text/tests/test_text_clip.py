@@ -96,13 +96,26 @@ def test_hard_negatives_add_the_contrast_loss_and_are_part_of_the_resume_setting
         train_clip(tmp_path / "bad", 2, config=tiny_clip_config, hard_negatives=-1.0, **FAST)
 
 
-def test_contrast_loss_is_the_two_way_cross_entropy():
+def test_contrast_loss_is_the_cross_entropy_over_the_own_and_the_contrast_captions():
     images, texts = torch.nn.functional.normalize(torch.randn(2, 4, 8), dim=-1)
     scale = torch.tensor(10.0)
-    # a contrast caption the image cannot tell from its own: log 2
-    torch.testing.assert_close(contrast_loss(images, texts, texts, scale), torch.log(torch.tensor(2.0)))
-    # image = its caption, contrast opposite: cosines 1 and -1, so log(1 + exp(-2 scale))
-    torch.testing.assert_close(contrast_loss(texts, texts, -texts, scale), torch.log1p(torch.exp(-2 * scale)))
+    # K contrast captions the image cannot tell from its own: log(K + 1)
+    for k in (1, 3):
+        same = texts[:, None].expand(-1, k, -1)
+        torch.testing.assert_close(contrast_loss(images, texts, same, scale), torch.log(torch.tensor(k + 1.0)))
+    # image = its caption, contrasts opposite: cosines 1 and -1, so log(1 + K exp(-2 scale))
+    opposite = -texts[:, None].expand(-1, 3, -1)
+    torch.testing.assert_close(contrast_loss(texts, texts, opposite, scale), torch.log1p(3 * torch.exp(-2 * scale)))
+
+
+def test_several_contrasts_per_image_train_and_must_match_on_resume(tmp_path, tiny_clip_config):
+    run = tmp_path / "run"
+    train_clip(run, 2, config=tiny_clip_config, hard_negatives=1.0, contrasts=3, **FAST)
+    assert json.loads((run / "checkpoint" / "trainer.json").read_text())["settings"]["contrasts"] == 3
+    with pytest.raises(ConfigError, match="contrasts=3, this run asks for contrasts=2"):
+        train_clip(run, 3, config=tiny_clip_config, hard_negatives=1.0, contrasts=2, **FAST)
+    with pytest.raises(ConfigError, match="must be 1 to 8"):
+        train_clip(tmp_path / "bad", 2, config=tiny_clip_config, hard_negatives=1.0, contrasts=9, **FAST)
 
 
 def test_the_loss_goes_down_on_a_small_training_set(tmp_path, tiny_clip_config):
