@@ -7,8 +7,9 @@ prefer its caption to ``contrasts`` *contrast captions* of the same face, each w
 (``mcdm.data.captions.contrast_captions``; the hard negatives of NegCLIP, Yuksekgonul et al. 2023). Without it
 the in-batch negatives almost always differ in hair colour, so the text tower never has to encode negation
 ("does not wear eyeglasses", "is not smiling") and a frozen tower hands the text model captions that have lost it.
-With one contrast per image a small attribute such as a smile is contradicted in about one image in ten, too
-rarely for either tower to start encoding it; eight contradict every stated one of the judged attributes.
+With one contrast per image a stated smile is contradicted in about one image in ten; with eight, in most.
+(On the synthetic faces neither made the small CLIP encode smiles: the smile is a one-pixel lift of the mouth
+corners at 32x32, which its vision tower does not pick up within a few thousand steps.)
 
 Files under ``--out``::
 
