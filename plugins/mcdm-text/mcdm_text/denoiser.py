@@ -246,13 +246,15 @@ class TextUNetDenoiser(Denoiser):
 
 class CaptionAdapter(torch.nn.Module):
     """Trainable layers from the frozen tower's per-token (output, input) pairs ``(B, L, 2 width)`` to the
-    ``(B, L, width)`` states the UNet attends to: a normalised merge, then bidirectional pre-norm transformer
+    ``(B, L, width)`` states the UNet attends to: a merge of the two (each normalised), then bidirectional pre-norm transformer
     layers, so a word can be read together with its neighbours ("not" before "smiling")."""
 
     def __init__(self, width: int, heads: int, num_layers: int):
         super().__init__()
         self.num_layers = num_layers
-        self.merge = torch.nn.Sequential(torch.nn.LayerNorm(2 * width), torch.nn.Linear(2 * width, width))
+        # each half normalised on its own: the input embeddings are ~50x smaller than the tower's output
+        self.norm_output, self.norm_input = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
+        self.merge = torch.nn.Linear(2 * width, width)
         layer = torch.nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
                                                  batch_first=True, norm_first=True)
         self.layers = torch.nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
@@ -265,7 +267,9 @@ class CaptionAdapter(torch.nn.Module):
         return cls(int(text_cfg["width"]), int(text_cfg.get("heads", 8)), num_layers) if num_layers else None
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.layers(self.merge(states)))
+        output, embedded = states.chunk(2, dim=-1)
+        merged = self.merge(torch.cat([self.norm_output(output), self.norm_input(embedded)], dim=-1))
+        return self.norm(self.layers(merged))
 
 
 def text_tower(clip_path: str | None, text_cfg: dict | None) -> tuple[torch.nn.Module, dict]:
