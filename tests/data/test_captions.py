@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from mcdm.data.captions import (CAPTIONS_PER_SAMPLE, captions_for, contrast_caption, contrast_captions, describable, parse_caption,
-                                 partial_caption)
+from mcdm.data.captions import (CAPTIONS_PER_SAMPLE, captions_for, contrast_caption, contrast_captions,
+                                 describable, parse_caption, partial_caption)
 from mcdm.data.synthfaces import SynthFaces
 
 

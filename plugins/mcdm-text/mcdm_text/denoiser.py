@@ -14,6 +14,7 @@ Folder layout (inside an mcdm model folder)::
 
     unet/           diffusers save_pretrained: config.json + diffusion_pytorch_model.safetensors
     text_encoder/   config.json ({"text_cfg": ...}) + model.safetensors
+    caption_adapter/ model.safetensors (only with caption_adapter_layers > 0; its size is in the manifest's config)
 """
 
 from __future__ import annotations
@@ -220,7 +221,8 @@ class TextUNetDenoiser(Denoiser):
             tokens = tokens.to(device)
             _, states = self.text_encoder(tokens)
             if self.adapter is not None:
-                embedded = self.text_encoder.token_embedding(tokens) + self.text_encoder.positional_embedding[:tokens.shape[1]]
+                encoder = self.text_encoder
+                embedded = encoder.token_embedding(tokens) + encoder.positional_embedding[:tokens.shape[1]]
                 states = torch.cat([states, embedded], dim=-1)
         return states.detach()
 
@@ -246,8 +248,8 @@ class TextUNetDenoiser(Denoiser):
 
 class CaptionAdapter(torch.nn.Module):
     """Trainable layers from the frozen tower's per-token (output, input) pairs ``(B, L, 2 width)`` to the
-    ``(B, L, width)`` states the UNet attends to: a merge of the two (each normalised), then bidirectional pre-norm transformer
-    layers, so a word can be read together with its neighbours ("not" before "smiling")."""
+    ``(B, L, width)`` states the UNet attends to: a merge of the two (each normalised), then bidirectional
+    pre-norm transformer layers, so a word can be read together with its neighbours ("not" before "smiling")."""
 
     def __init__(self, width: int, heads: int, num_layers: int):
         super().__init__()
