@@ -5,16 +5,10 @@ states ``(B, L, width)`` (after ``ln_final``) and hands them to the UNet as ``en
 The text tower is frozen (eval mode, no gradients) and is never trained with the UNet, so its output for
 a caption never changes: encodings are cached, and the null caption is encoded once.
 
-With ``caption_adapter_layers`` > 0, a small trainable transformer (``CaptionAdapter``, trained with the UNet)
-sits between the two. It reads, for each token, the tower's output *and its input* (token plus position
-embedding): a contrastively trained tower drops the words its image side never needed (the small CLIP maps
-"is smiling" and "is not smiling" to the same states), and the input still holds them.
-
 Folder layout (inside an mcdm model folder)::
 
     unet/           diffusers save_pretrained: config.json + diffusion_pytorch_model.safetensors
     text_encoder/   config.json ({"text_cfg": ...}) + model.safetensors
-    caption_adapter/ model.safetensors (only with caption_adapter_layers > 0; its size is in the manifest's config)
 """
 
 from __future__ import annotations
@@ -25,7 +19,6 @@ from typing import Any, Sequence
 
 import torch
 from diffusers import UNet2DConditionModel
-from safetensors.torch import load_file, save_file
 
 from mcdm.errors import CheckpointError, ConditionError, ConfigError
 from mcdm.modality import Denoiser
@@ -42,8 +35,6 @@ from mcdm_text.clip import (
 
 UNET_FOLDER = "unet"
 TEXT_ENCODER_FOLDER = "text_encoder"
-ADAPTER_FOLDER = "caption_adapter"
-ADAPTER_WEIGHTS = "model.safetensors"
 POOLING_HEAD_WIDTH = 32
 """Channels per head of the caption's attention pooling (``pooled_text``)."""
 CACHE_SIZE = 256
@@ -53,8 +44,7 @@ CACHE_SIZE = 256
 class TextUNetDenoiser(Denoiser):
     type_name = DENOISER_TYPE
 
-    def __init__(self, unet: UNet2DConditionModel, text_encoder: torch.nn.Module, text_cfg: dict,
-                 adapter: "CaptionAdapter | None" = None):
+    def __init__(self, unet: UNet2DConditionModel, text_encoder: torch.nn.Module, text_cfg: dict):
         super().__init__()
         width = int(text_cfg["width"])
         if int(unet.config.cross_attention_dim) != width:
@@ -64,7 +54,6 @@ class TextUNetDenoiser(Denoiser):
             )
         self.unet = unet
         self.text_encoder = freeze(text_encoder)
-        self.adapter = adapter
         self.text_cfg = dict(text_cfg)
         self.context_length = int(text_cfg["context_length"])
         self.sample_size = int(unet.config.sample_size)
@@ -87,19 +76,18 @@ class TextUNetDenoiser(Denoiser):
         text_cfg: dict | None = None,
         cond_channels: int = 0,
         pooled_text: bool = False,
-        caption_adapter_layers: int = 0,
         **_: Any,
     ) -> "TextUNetDenoiser":
         """A fresh UNet; the frozen text tower of the CLIP at ``clip_path`` (a random one of ``text_cfg`` if None).
 
         ``cond_channels``: image-like conditions a subclass concatenates to x_t (the text model itself takes none).
-        ``pooled_text``: see :func:`make_unet`. ``caption_adapter_layers``: see the module docstring (0: none).
+        ``pooled_text``: see :func:`make_unet`.
         """
         text_encoder, text_cfg = text_tower(clip_path, text_cfg)
         unet = make_unet(sample_size, image_channels, block_out_channels, layers_per_block, attention_head_dim,
                          cross_attention_dim=int(text_cfg["width"]), extra_in_channels=cond_channels,
                          pooled_text=pooled_text)
-        return cls(unet, text_encoder, text_cfg, CaptionAdapter.for_tower(text_cfg, caption_adapter_layers))
+        return cls(unet, text_encoder, text_cfg)
 
     def config(self) -> dict:
         cfg = self.unet.config
@@ -110,7 +98,6 @@ class TextUNetDenoiser(Denoiser):
             "layers_per_block": int(cfg.layers_per_block),
             "attention_head_dim": _first(cfg.attention_head_dim),
             "pooled_text": cfg.addition_embed_type == "text",
-            "caption_adapter_layers": self.adapter.num_layers if self.adapter is not None else 0,
             "text_cfg": self.text_cfg,
         }
 
@@ -118,10 +105,6 @@ class TextUNetDenoiser(Denoiser):
         folder = Path(folder)
         self.unet.save_pretrained(folder / UNET_FOLDER, safe_serialization=True)
         save_text_encoder(self.text_encoder, self.text_cfg, folder / TEXT_ENCODER_FOLDER)
-        if self.adapter is not None:
-            (folder / ADAPTER_FOLDER).mkdir(parents=True, exist_ok=True)
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.adapter.state_dict().items()},
-                      folder / ADAPTER_FOLDER / ADAPTER_WEIGHTS)
 
     @classmethod
     def load_weights(cls, folder: Path, config: dict) -> "TextUNetDenoiser":
@@ -131,17 +114,7 @@ class TextUNetDenoiser(Denoiser):
                 raise CheckpointError(f"{str(folder)!r} has no {sub}/ folder: it is not a {DENOISER_TYPE} model")
         unet = UNet2DConditionModel.from_pretrained(folder / UNET_FOLDER, use_safetensors=True)
         text_encoder, text_cfg = load_text_encoder(folder / TEXT_ENCODER_FOLDER)
-        adapter = CaptionAdapter.for_tower(text_cfg, int(config.get("caption_adapter_layers", 0)))
-        if adapter is not None:
-            path = folder / ADAPTER_FOLDER / ADAPTER_WEIGHTS
-            if not path.is_file():
-                raise CheckpointError(f"{str(folder)!r} has no {ADAPTER_FOLDER}/{ADAPTER_WEIGHTS} but its config "
-                                      f"asks for a {adapter.num_layers}-layer caption adapter")
-            try:
-                adapter.load_state_dict(load_file(path))
-            except RuntimeError as exc:
-                raise CheckpointError(f"the caption adapter in {str(path)!r} does not fit its config: {exc}") from exc
-        return cls(unet, text_encoder, text_cfg, adapter)
+        return cls(unet, text_encoder, text_cfg)
 
     # --- the network ----------------------------------------------------------------------------
 
@@ -150,8 +123,6 @@ class TextUNetDenoiser(Denoiser):
             raise ConditionError(f"the {DENOISER_TYPE} denoiser needs caption tokens (B, {self.context_length}), "
                                  "got none; pass the null caption's tokens for an unconditional prediction")
         states = self.encode_text(cond)
-        if self.adapter is not None:
-            states = self.adapter(states)
         if states.shape[0] != x_t.shape[0]:
             if states.shape[0] != 1:
                 raise ConditionError(f"{states.shape[0]} captions for a batch of {x_t.shape[0]} images")
@@ -159,8 +130,7 @@ class TextUNetDenoiser(Denoiser):
         return self.unet(x_t, t, encoder_hidden_states=states.to(x_t.dtype)).sample
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Token ids ``(B, L)`` (or ``(L,)``) -> per-token states of the frozen text tower, cached: ``(B, L, width)``,
-        or with a caption adapter ``(B, L, 2 width)``, the tower's output and its input side by side."""
+        """Token ids ``(B, L)`` (or ``(L,)``) -> per-token states ``(B, L, width)`` of the frozen text tower, cached."""
         tokens = self._check_tokens(tokens)
         if tokens.device.type == "cpu":
             return self._encode_rows(tokens)
@@ -218,12 +188,7 @@ class TextUNetDenoiser(Denoiser):
     def _run_text_encoder(self, tokens: torch.Tensor) -> torch.Tensor:
         device = next(self.text_encoder.parameters()).device
         with torch.autocast(device.type, enabled=False):  # the tower's own precision, whatever the caller's
-            tokens = tokens.to(device)
-            _, states = self.text_encoder(tokens)
-            if self.adapter is not None:
-                encoder = self.text_encoder
-                embedded = encoder.token_embedding(tokens) + encoder.positional_embedding[:tokens.shape[1]]
-                states = torch.cat([states, embedded], dim=-1)
+            _, states = self.text_encoder(tokens.to(device))
         return states.detach()
 
     # the cache follows the module: moving or casting it (or loading weights) empties the cache
@@ -244,34 +209,6 @@ class TextUNetDenoiser(Denoiser):
         super().train(mode)
         self.text_encoder.eval()  # frozen: dropout and friends stay off even while the UNet trains
         return self
-
-
-class CaptionAdapter(torch.nn.Module):
-    """Trainable layers from the frozen tower's per-token (output, input) pairs ``(B, L, 2 width)`` to the
-    ``(B, L, width)`` states the UNet attends to: a merge of the two (each normalised), then bidirectional
-    pre-norm transformer layers, so a word can be read together with its neighbours ("not" before "smiling")."""
-
-    def __init__(self, width: int, heads: int, num_layers: int):
-        super().__init__()
-        self.num_layers = num_layers
-        # each half normalised on its own: the input embeddings are ~50x smaller than the tower's output
-        self.norm_output, self.norm_input = torch.nn.LayerNorm(width), torch.nn.LayerNorm(width)
-        self.merge = torch.nn.Linear(2 * width, width)
-        layer = torch.nn.TransformerEncoderLayer(width, heads, 4 * width, dropout=0.0, activation="gelu",
-                                                 batch_first=True, norm_first=True)
-        self.layers = torch.nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
-        self.norm = torch.nn.LayerNorm(width)
-
-    @classmethod
-    def for_tower(cls, text_cfg: dict, num_layers: int) -> "CaptionAdapter | None":
-        if num_layers < 0:
-            raise ConfigError(f"caption_adapter_layers must be at least 0, got {num_layers}")
-        return cls(int(text_cfg["width"]), int(text_cfg.get("heads", 8)), num_layers) if num_layers else None
-
-    def forward(self, states: torch.Tensor) -> torch.Tensor:
-        output, embedded = states.chunk(2, dim=-1)
-        merged = self.merge(torch.cat([self.norm_output(output), self.norm_input(embedded)], dim=-1))
-        return self.norm(self.layers(merged))
 
 
 def text_tower(clip_path: str | None, text_cfg: dict | None) -> tuple[torch.nn.Module, dict]:

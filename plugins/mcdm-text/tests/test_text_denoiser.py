@@ -98,11 +98,10 @@ def test_text_tower_stays_frozen_while_the_unet_trains(tiny_denoiser):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-@pytest.mark.parametrize("pooled_text, adapter_layers", [(False, 0), (True, 0), (True, 1)])
-def test_save_and_load_give_identical_outputs(tiny_denoiser, tmp_path, plugins, pooled_text, adapter_layers):
-    denoiser = tiny_denoiser(pooled_text=pooled_text, caption_adapter_layers=adapter_layers)
+@pytest.mark.parametrize("pooled_text", [False, True])
+def test_save_and_load_give_identical_outputs(tiny_denoiser, tmp_path, plugins, pooled_text):
+    denoiser = tiny_denoiser(pooled_text=pooled_text)
     assert denoiser.config()["pooled_text"] is pooled_text
-    assert denoiser.config()["caption_adapter_layers"] == adapter_layers
     folder = save_model(tmp_path / "text", denoiser, modality="text", schedule_config=SCHEDULE)
     assert (folder / "unet" / "diffusion_pytorch_model.safetensors").is_file()
     assert (folder / "text_encoder" / "model.safetensors").is_file()
@@ -117,34 +116,6 @@ def test_save_and_load_give_identical_outputs(tiny_denoiser, tmp_path, plugins, 
     rebuilt = type(denoiser).build(**denoiser.config())
     shapes = {k: v.shape for k, v in denoiser.state_dict().items()}
     assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes
-
-
-def test_the_caption_adapter_reads_the_words_the_tower_drops(tiny_denoiser):
-    denoiser = tiny_denoiser(caption_adapter_layers=1)
-    tokens = tokenize_batch(CAPTIONS)
-    states = denoiser.encode_text(tokens)
-    enc = denoiser.text_encoder
-    x, mask = enc._embeds(tokens)
-    assert states.shape == (2, 64, 64)  # the tower's output and its input, side by side
-    torch.testing.assert_close(states[..., :32], enc.ln_final(enc.transformer(x, attn_mask=mask)), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(states[..., 32:], x)
-    # it trains with the UNet (the tower stays frozen) and changes what the UNet hears
-    x_t, t = inputs()
-    denoiser(x_t, t, tokens).square().mean().backward()
-    assert all(p.grad is not None for p in denoiser.adapter.parameters())
-    assert all(p.grad is None for p in denoiser.text_encoder.parameters())
-    with pytest.raises(ConfigError, match="caption_adapter_layers must be at least 0"):
-        tiny_denoiser(caption_adapter_layers=-1)
-
-
-def test_a_folder_without_its_caption_adapter_is_refused(tiny_denoiser, tmp_path, plugins):
-    import shutil
-
-    folder = save_model(tmp_path / "text", tiny_denoiser(caption_adapter_layers=1), modality="text",
-                        schedule_config=SCHEDULE)
-    shutil.rmtree(folder / "caption_adapter")
-    with pytest.raises(CheckpointError, match="asks for a 1-layer caption adapter"):
-        load_model(folder, plugins)
 
 
 def test_a_folder_without_its_text_encoder_is_refused(tiny_denoiser, tmp_path, plugins):
