@@ -58,22 +58,17 @@ _CHANGEABLE: dict[str, tuple[Any, ...]] = {
     "beard": (False, True), "earrings": (False, True), "necklace": (False, True),
 }  # fmt: skip
 """Attributes a contrast caption may change: one value for another, the face's other attributes still describable."""
-
-
-def contrast_caption(attributes: FaceAttributes, caption: str, rng: np.random.Generator) -> str:
-    """A caption of the same face that is wrong about exactly one attribute (a hard negative for contrastive
-    training): it states what ``caption`` states, with one changeable attribute given another value.
-
-    The changed attribute is one ``caption`` states when it states any, else one it leaves unsaid.
-    """
-    return contrast_captions(attributes, caption, rng, 1)[0]
+MAX_CONTRASTS = 8
+"""Contrast captions every face allows: a bald woman, the fewest, has 8 changeable attributes (no hair colour,
+bangs or beard)."""
 
 
 def contrast_captions(attributes: FaceAttributes, caption: str, rng: np.random.Generator, k: int) -> list[str]:
-    """``k`` contrast captions (see ``contrast_caption``), each wrong about a different attribute.
+    """``k`` captions of the same face, each wrong about a different attribute (hard negatives for contrastive
+    training): each states what ``caption`` states, with one changeable attribute given another value.
 
     The changed attributes are drawn first among those ``caption`` states, then among those it leaves unsaid;
-    every face has at least 8 changeable attributes, so ``k`` may be up to 8.
+    every face has at least ``MAX_CONTRASTS`` changeable attributes, so ``k`` may be up to that.
     """
     names = describable(attributes)
     changeable = [n for n in names if n in _CHANGEABLE]

@@ -1,7 +1,8 @@
+import dataclasses
 import numpy as np
 import pytest
 
-from mcdm.data.captions import (CAPTIONS_PER_SAMPLE, captions_for, contrast_caption, contrast_captions,
+from mcdm.data.captions import (CAPTIONS_PER_SAMPLE, MAX_CONTRASTS, captions_for, contrast_captions,
                                  describable, parse_caption, partial_caption)
 from mcdm.data.synthfaces import SynthFaces
 
@@ -68,7 +69,7 @@ def test_a_contrast_caption_is_wrong_about_exactly_one_attribute(attributes, k):
     rng = np.random.default_rng(k)
     for a in attributes:
         caption = partial_caption(a, rng, k)
-        stated, contrast = parse_caption(caption), parse_caption(contrast_caption(a, caption, rng))
+        stated, contrast = parse_caption(caption), parse_caption(contrast_captions(a, caption, rng, 1)[0])
         changed = [name for name in contrast if contrast[name] != getattr(a, name)]
         assert len(changed) == 1
         assert set(stated) <= set(contrast) <= set(stated) | set(changed)
@@ -90,3 +91,8 @@ def test_contrast_captions_are_each_wrong_about_a_different_attribute(attributes
         assert set(changed[:len(stated)]) == set(stated)  # what the caption states is contradicted first
     with pytest.raises(ValueError, match="k must be between 1 and"):
         contrast_captions(attributes[0], caption, rng, 0)
+    # a bald woman has the fewest changeable attributes: exactly MAX_CONTRASTS
+    bald_woman = dataclasses.replace(attributes[0], gender="female", hair_style="bald", bangs=False, beard=False)
+    assert len(contrast_captions(bald_woman, "A woman.", rng, MAX_CONTRASTS)) == MAX_CONTRASTS
+    with pytest.raises(ValueError, match=f"k must be between 1 and {MAX_CONTRASTS} for this face"):
+        contrast_captions(bald_woman, "A woman.", rng, MAX_CONTRASTS + 1)

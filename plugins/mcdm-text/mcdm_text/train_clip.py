@@ -39,6 +39,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from tqdm.auto import tqdm
 
+from mcdm.data.captions import MAX_CONTRASTS
 from mcdm.errors import CheckpointError, ConfigError
 from mcdm_text.clip import (
     CLIP_CONFIG,
@@ -101,8 +102,9 @@ def train_clip(
         raise ConfigError(f"train_clip: train_length {train_length} is smaller than one batch of {batch_size}")
     if hard_negatives < 0:
         raise ConfigError(f"train_clip: hard_negatives is a loss weight, at least 0; got {hard_negatives}")
-    if not 1 <= contrasts <= 8:
-        raise ConfigError(f"train_clip: contrasts (contrast captions per image) must be 1 to 8; got {contrasts}")
+    if not 1 <= contrasts <= MAX_CONTRASTS:
+        raise ConfigError(f"train_clip: contrasts (contrast captions per image) must be 1 to {MAX_CONTRASTS}; "
+                          f"got {contrasts}")
     if precision not in ("fp32", "bf16"):
         raise ConfigError(f"train_clip: unknown precision {precision!r}; choose fp32 or bf16")
     if lr_schedule not in ("cosine", "constant"):
@@ -368,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hard-negatives", type=float, default=0.0,
                         help="weight of the contrast-caption loss (0: open_clip's ClipLoss alone)")
     parser.add_argument("--contrasts", type=int, default=1,
-                        help="contrast captions per image, each wrong about a different attribute (1 to 8)")
+                        help="contrast captions per image, each wrong about a different attribute "
+                             f"(1 to {MAX_CONTRASTS})")
     parser.add_argument("--config", help="a clip_config.json to train (default: the small CLIP of mcdm_text.clip)")
     parser.add_argument("--eval-batches", type=int, default=4, help="test batches of 64 for the retrieval check")
     args = parser.parse_args(argv)
