@@ -86,8 +86,7 @@ def run(composition: Path, thumbnail: Path, judges: Path, *, n: int, steps: int 
                        diversity_samples=0, progress=False)
     for row in results["rows"]:
         row["figures"]["layout_error"] = layout_error(results["samples"][row["name"]], results["real"])
-    write_results(results, out)  # results.json already carries layout_error
-    (out / "results.md").write_text(table(results))
+    write_results(results, out, table=table)  # results.json already carries layout_error
     save_png_atomic(comparison(results), out / "comparison.png")
     return results
 

@@ -263,8 +263,8 @@ def markdown_table(results: dict) -> str:
     return head + "\n".join(lines) + note.rstrip() + "\n"
 
 
-def write_results(results: dict, out: Path, examples: int = 8) -> None:
-    """results.json, results.md, samples.png (one line per row: its first ``examples`` samples),
+def write_results(results: dict, out: Path, examples: int = 8, table=markdown_table) -> None:
+    """results.json, results.md (``table(results)``), samples.png (one line per row: its first ``examples`` samples),
     composed_vs_real.png (up to 64 samples of the row with the most modalities beside as many real faces)
     and figures.png (the constraint figures of every row as bars)."""
     from PIL import Image
@@ -274,7 +274,7 @@ def write_results(results: dict, out: Path, examples: int = 8) -> None:
     out.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in results.items() if k not in ("samples", "real")}
     (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
-    (out / "results.md").write_text(markdown_table(results))
+    (out / "results.md").write_text(table(results))
     tiles = [Image.fromarray(image) for images in results["samples"].values() for image in images[:examples]]
     columns = min(examples, min(len(images) for images in results["samples"].values()))
     save_png_atomic(grid(tiles, columns=columns), out / "samples.png")
