@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -38,6 +39,16 @@ def parse_assignments(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
+REQUIRE_CHECKSUMS = click.option(
+    "--require-checksums", is_flag=True,
+    help="Refuse model folders without a SHA256SUMS listing every file (always so for compositions found by name).")
+
+
+def one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:
+    """warnings.formatwarning for the command line: the message alone, no source line."""
+    return f"warning: {message}\n"
+
+
 @click.group()
 @click.version_option(package_name="mcdm")
 def cli():
@@ -68,9 +79,10 @@ def plugins():
 @click.option("--compile", "compile_models", is_flag=True, help="torch.compile the networks (GPU).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-out.png"), show_default=True,
               help="PNG file: one image, or a grid of all of them.")
+@REQUIRE_CHECKSUMS
 @friendly_errors
 def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, precision, compile_models,
-             out):
+             out, require_checksums):
     """Generate images from any subset of the composition's modalities."""
     conditions = parse_assignments(conds, "--cond")
     weight_values = {}
@@ -85,7 +97,8 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
     from mcdm.compose import Composer
     from mcdm.imageio import save_png_atomic, grid
 
-    composer = Composer.from_pretrained(model, overrides, device=device, precision=precision, compile=compile_models)
+    composer = Composer.from_pretrained(model, overrides, device=device, precision=precision, compile=compile_models,
+                                        require_checksums=require_checksums)
     images = composer.generate(conditions, num_images=num_images, steps=steps, seed=seed,
                                scheduler=scheduler, weights=weight_values)
     save_png_atomic(grid(images), out)
@@ -127,17 +140,19 @@ def demo(model, steps, seed, out):
 @click.option("--oracle", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A joint model folder (plugins/mcdm-joint) to add as the paired-data oracle's rows.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
+@REQUIRE_CHECKSUMS
 @friendly_errors
-def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, tune_n, oracle, out):
+def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, tune_n, oracle, out,
+             require_checksums):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
     from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, partial_input_rows,
                                     standard_rows, write_results)
     from mcdm.eval.judges import Judges
-    from mcdm.pretrained import resolve
+    from mcdm.pretrained import given_by_path, resolve
 
-    composer = Composer.from_pretrained(model)
-    judge = Judges.load(resolve(judges))
+    composer = Composer.from_pretrained(model, require_checksums=require_checksums)
+    judge = Judges.load(resolve(judges), require_checksums=require_checksums or not given_by_path(judges))
     modalities = list(composer.models)
     rows = (standard_rows if row_set == "standard" else partial_input_rows)(modalities)
     tuning = None
@@ -271,6 +286,7 @@ _attach_optional_groups()
 
 def main():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # mcdm never downloads at run time
+    warnings.formatwarning = one_line_warnings
     cli(prog_name="mcdm")
 
 

@@ -14,12 +14,12 @@ from typing import Any, Literal, Mapping, Sequence
 
 import torch
 
-from mcdm.checkpoint import CHECKSUMS, LoadedModel, load_model, verify_checksums
+from mcdm.checkpoint import LoadedModel, checksums_required_by_env, load_model, verify_checksums
 from mcdm.combine import TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
 from mcdm.errors import ConditionError, ConfigError, MCDMError, UnknownNameError
 from mcdm.plugins import PluginSet, make_plugin_manager
-from mcdm.pretrained import COMPOSITION_FILE, resolve
+from mcdm.pretrained import COMPOSITION_FILE, given_by_path, resolve
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
 from mcdm.sampling import StepCallback, sample
 from mcdm.schedule import check_compatible, make_scheduler
@@ -90,12 +90,22 @@ class Composer:
                    plugins=plugins, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> "Composer":
-        """A composition folder (``composition.yaml`` + model folders), found by name or path; checksums verified."""
+    def from_pretrained(cls, name_or_path: str | Path, overrides: Sequence[str] = (), *,
+                        require_checksums: bool = False, **kwargs: Any) -> "Composer":
+        """A composition folder (``composition.yaml`` + model folders), found by name or path; checksums verified.
+
+        A composition found by name must carry a SHA256SUMS listing every file it holds. One given by path, and a
+        model folder outside it (an override's path), is checked against its own SHA256SUMS if it has one and
+        loads with a warning if not, unless ``require_checksums`` (or ``MCDM_REQUIRE_CHECKSUMS=1``).
+        """
         folder = resolve(name_or_path)
-        if (folder / CHECKSUMS).is_file():
-            verify_checksums(folder)
+        required = require_checksums or checksums_required_by_env()
+        verify_checksums(folder, required=required or not given_by_path(name_or_path))
         config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides)
+        for path in (config.prior, *(m.path for m in config.modalities.values())):
+            model_folder = (folder / path).resolve()
+            if not model_folder.is_relative_to(folder.resolve()):  # not covered by the composition's SHA256SUMS
+                verify_checksums(model_folder, required=required)
         return cls.from_config(config, root=folder, **kwargs)
 
     def prepare(self, conditions: Mapping[str, Any]) -> dict[str, torch.Tensor]:

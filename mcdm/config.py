@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mcdm.combine import Baseline
 from mcdm.errors import ConfigError
+from mcdm.readers import read_yaml_mapping
 
 T = TypeVar("T")
 
@@ -47,17 +48,22 @@ class CompositionConfig:
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Schema defaults <- YAML file <- ``key=value`` overrides, validated, returned as the dataclass."""
+    """Schema defaults <- YAML file <- ``key=value`` overrides, validated, returned as the dataclass.
+
+    Every failure is one ConfigError naming the file (and the key, where one is at fault).
+    """
+    where = f" in {str(path)!r}" if path is not None else ""
+    from_file = read_yaml_mapping(path, ConfigError) if path is not None else None
     try:
         merged = OmegaConf.structured(schema)
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"configuration file {str(path)!r} does not exist")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        if from_file is not None:
+            merged = OmegaConf.merge(merged, from_file)
         if overrides:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        where = f" in {str(path)!r}" if path is not None else ""
-        raise ConfigError(f"invalid configuration{where}: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+        key = getattr(exc, "full_key", None)
+        message = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+        raise ConfigError(f"invalid configuration{where}{f' at key {key!r}' if key else ''}: {message}") from exc
+    except ValueError as exc:  # a dot-list override that is not KEY=VALUE, or a value that fails __post_init__
+        raise ConfigError(f"invalid configuration{where}: {str(exc).splitlines()[0]}") from exc

@@ -30,3 +30,11 @@ class IncompatibleModelsError(MCDMError):
 
 class ConfigError(MCDMError, ValueError):
     """A composition or training configuration that does not validate."""
+
+
+class TrainingError(MCDMError):
+    """A training run that cannot go on: a non-finite loss or gradient, an unwritable run folder."""
+
+
+class UnverifiedModelWarning(UserWarning):
+    """A model folder loaded without a complete SHA256SUMS (given by path; refused when checksums are required)."""

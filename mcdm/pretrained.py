@@ -36,3 +36,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
                 return place / candidate.name
             tried.append(str(place / candidate.name))
     raise CheckpointError(f"no model folder {str(name_or_path)!r}; looked in: {', '.join(tried)}")
+
+
+def given_by_path(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` names a folder directly, rather than a composition to look up by name."""
+    return Path(name_or_path).expanduser().is_dir()

@@ -11,7 +11,9 @@ from enum import Enum
 
 import torch
 
-from mcdm.errors import IncompatibleModelsError, UnknownNameError
+from mcdm.errors import IncompatibleModelsError, MCDMError, UnknownNameError
+
+MAX_TRAIN_TIMESTEPS = 100_000
 
 
 class Prediction(str, Enum):
@@ -45,6 +47,24 @@ def alphas_cumprod(schedule_config: dict) -> torch.Tensor:
 
     config = {k: v for k, v in schedule_config.items() if not k.startswith("_")}
     return DDPMScheduler.from_config(config).alphas_cumprod.to(torch.float64)
+
+
+def check_schedule(config: dict, source: str, error: type[MCDMError]) -> torch.Tensor:
+    """abar_t of a schedule config, or ``error`` naming ``source`` and the key that diffusers cannot build."""
+    steps = config.get("num_train_timesteps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_TRAIN_TIMESTEPS:
+        raise error(f"{source}: key 'num_train_timesteps' must be an integer in [1, {MAX_TRAIN_TIMESTEPS}], "
+                    f"got {steps!r}")
+    try:
+        abar = alphas_cumprod(config)
+    except Exception as exc:  # diffusers: NotImplementedError for an unknown beta_schedule, TypeError, ...
+        key = "beta_schedule" if isinstance(exc, NotImplementedError) else None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        at = f" key {key!r} ({config.get(key)!r})" if key else ""
+        raise error(f"{source}:{at} not a noise schedule diffusers can build: {detail}") from exc
+    if not (torch.isfinite(abar).all() and (abar > 0).all() and (abar <= 1).all() and (abar[1:] <= abar[:-1]).all()):
+        raise error(f"{source}: its alphas_cumprod are not a decreasing sequence in (0, 1] (check the betas)")
+    return abar
 
 
 def to_eps(output: torch.Tensor, x_t: torch.Tensor, abar_t: torch.Tensor, prediction: Prediction) -> torch.Tensor:

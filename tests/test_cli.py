@@ -20,8 +20,8 @@ def composition(tmp_path, make_model):
     config = {"name": "toy", "prior": "prior", "steps": 3,
               "modalities": {"toy_a": {"path": "toy_a"}, "toy_b": {"path": "toy_b", "weight": 1.5}}}
     (tmp_path / "composition.yaml").write_text(yaml.safe_dump(config))
-    write_checksums(tmp_path)
     Image.fromarray((np.random.default_rng(0).random((SIZE, SIZE)) * 255).astype(np.uint8)).save(tmp_path / "map.png")
+    write_checksums(tmp_path)
     return tmp_path
 
 
