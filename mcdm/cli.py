@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 
 from mcdm.errors import MCDMError
+from mcdm.eval import MIN_FACES
+from mcdm.seeds import MAX_SEED
 
 
 def friendly_errors(command):
@@ -71,7 +73,7 @@ def plugins():
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the composition config, e.g. modalities.text.baseline=own.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--scheduler", default=None, help="ddpm, ddim, dpm++ or euler [composition default].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--num-images", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
@@ -108,7 +110,7 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
 @cli.command()
 @click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-demo.png"), show_default=True)
 @friendly_errors
 def demo(model, steps, seed, out):
@@ -125,10 +127,11 @@ def demo(model, steps, seed, out):
 @cli.command(name="eval")
 @click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
 @click.option("--judges", default="judges-32", show_default=True, help="Judges name or folder.")
-@click.option("--n", type=click.IntRange(min=1), default=64, show_default=True, help="Held-out faces per row.")
+@click.option("--n", type=click.IntRange(min=MIN_FACES), default=64, show_default=True,
+              help=f"Held-out faces per row (at least {MIN_FACES}: the Fréchet distance needs a covariance).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--scheduler", default=None, help="ddpm, ddim, dpm++ or euler [composition default].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--reference", type=click.IntRange(min=2), default=1000, show_default=True,
               help="Real held-out faces the Fréchet distance compares with.")
 @click.option("--diversity-samples", type=click.IntRange(min=0), default=4, show_default=True,

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+if TYPE_CHECKING:  # only tensor methods are called: importing this module (and the configs) needs no torch
+    import torch
 
 
 class Baseline(str, Enum):

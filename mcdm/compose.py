@@ -17,12 +17,14 @@ import torch
 from mcdm.checkpoint import LoadedModel, checksums_required_by_env, load_model, verify_checksums
 from mcdm.combine import TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
-from mcdm.errors import ConditionError, ConfigError, MCDMError, UnknownNameError
+from mcdm.errors import ConditionError, ConfigError, MCDMError, ResourceError, UnknownNameError
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import COMPOSITION_FILE, given_by_path, resolve
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
 from mcdm.sampling import StepCallback, sample
 from mcdm.schedule import check_compatible, make_scheduler
+from mcdm.seeds import check_seed
+from mcdm.validate import check_count, check_name, check_num_images, check_steps, check_weight, max_images
 
 Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -148,18 +150,32 @@ class Composer:
         mappings, one per image, all naming the same modalities: every image is sampled in the same batch.
         ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
         """
+        scheduler = self.scheduler_name if scheduler is None else check_name(scheduler, "scheduler")
+        sched = make_scheduler(scheduler, self.schedule_config)
+        steps = check_steps(self.default_steps if steps is None else steps,
+                            int(self.schedule_config["num_train_timesteps"]), scheduler)
+        generator = torch.Generator("cpu").manual_seed(check_seed(seed))
         predictor = self.predictor(conditions, num_images=num_images, weights=weights)
         size = predictor.batch_size
-        sched = make_scheduler(scheduler or self.scheduler_name, self.schedule_config)
-        generator = torch.Generator("cpu").manual_seed(seed)
-        with self._autocast():
-            x = sample(
-                predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
-                steps=steps or self.default_steps, generator=generator, device=self.device,
-                progress=progress, callback=callback,
-                corrector_steps=self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps,
-                corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
-            )
+        check_num_images(size, max_images(self.sample_size, self.channels, predictor.calls_per_step))
+        try:
+            with self._autocast():
+                x = sample(
+                    predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
+                    steps=steps, generator=generator, device=self.device,
+                    progress=progress, callback=callback,
+                    corrector_steps=self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps,
+                    corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
+                )
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise ResourceError(f"out of memory sampling {size} image(s) on {self.device}: ask for fewer images "
+                                "at once (num_images), or use a device with more memory") from exc
+        except RuntimeError as exc:
+            if not _is_device_failure(exc):
+                raise
+            first = str(exc).strip().splitlines()[0]
+            raise ResourceError(f"the {self.device} device failed while sampling ({first}); try fewer images or "
+                                "another device") from exc
         return x.float().clamp(-1, 1).cpu()
 
     def generate(self, conditions: Mapping[str, Any] | Sequence[Mapping[str, Any]], **kwargs: Any) -> list:
@@ -178,7 +194,8 @@ class Composer:
         for name in weights or {}:
             if name not in batch:
                 raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
-        terms = [self._term(name, cond, shared, (weights or {}).get(name)) for name, cond in batch.items()]
+        weights = {name: check_weight(name, w) for name, w in (weights or {}).items()}
+        terms = [self._term(name, cond, shared, weights.get(name)) for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
         return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
 
@@ -193,8 +210,8 @@ class Composer:
 
     def _prepare_batch(self, conditions, num_images: int | None) -> tuple[dict[str, torch.Tensor], bool]:
         """Condition batches (B, ...) per modality, and whether every image shares one condition."""
-        if num_images is not None and num_images < 1:
-            raise ConfigError(f"num_images must be at least 1, got {num_images}")
+        if num_images is not None:
+            check_count(num_images, "num_images")
         if isinstance(conditions, Mapping):
             count = num_images or 1
             prepared = self.prepare(conditions)
@@ -236,6 +253,13 @@ class Composer:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def _is_device_failure(exc: RuntimeError) -> bool:
+    """An allocator or accelerator failure (as opposed to a bug): torch reports these as plain RuntimeErrors."""
+    text = str(exc)
+    return any(marker in text for marker in ("not enough memory", "out of memory", "CUDA error", "device-side",
+                                             "CUBLAS_STATUS", "cuDNN error", "MPS backend"))
 
 
 def _short(raw: Any) -> str:

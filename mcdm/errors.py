@@ -2,7 +2,12 @@
 
 
 class MCDMError(Exception):
-    """Base class: something the user can fix (input, checkpoint, plugin, configuration)."""
+    """Base class: something the user can fix (input, checkpoint, plugin, configuration).
+
+    ``usage``: the error is in what the caller passed (the command line exits 2 for these, 1 for the rest).
+    """
+
+    usage: bool = False
 
 
 class PluginError(MCDMError):
@@ -12,12 +17,16 @@ class PluginError(MCDMError):
 class UnknownNameError(MCDMError, KeyError):
     """A modality, denoiser type, scheduler or model name that nothing provides."""
 
+    usage = True
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
 class ConditionError(MCDMError, ValueError):
     """A condition (sketch, mask, caption, ...) that cannot be used as given."""
+
+    usage = True
 
 
 class CheckpointError(MCDMError):
@@ -30,6 +39,16 @@ class IncompatibleModelsError(MCDMError):
 
 class ConfigError(MCDMError, ValueError):
     """A composition or training configuration that does not validate."""
+
+
+class ArgumentError(ConfigError):
+    """An argument of a call or a command (steps, seed, weight, count, device, output path) out of its range."""
+
+    usage = True
+
+
+class ResourceError(MCDMError):
+    """The device ran out of memory or failed while generating: change the request or the device."""
 
 
 class TrainingError(MCDMError):

@@ -7,6 +7,8 @@ from typing import Callable
 import torch
 from tqdm.auto import tqdm
 
+from mcdm.errors import ConfigError
+
 Predictor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
@@ -32,11 +34,11 @@ def sample(
     ``corrector_steps`` Langevin steps (:func:`langevin_correct`) follow every step but the last.
     """
     if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+        raise ConfigError(f"steps must be at least 1, got {steps}")
     if corrector_steps < 0 or corrector_size <= 0:
-        raise ValueError(f"corrector_steps must be >= 0 and corrector_size > 0, got {corrector_steps}, {corrector_size}")
+        raise ConfigError(f"corrector_steps must be >= 0 and corrector_size > 0, got {corrector_steps}, {corrector_size}")
     if corrector_steps and float(scheduler.init_noise_sigma) != 1.0:
-        raise ValueError(f"Langevin corrector steps need a sampler whose state is x_t itself (ddpm, ddim, dpm++); "
+        raise ConfigError(f"Langevin corrector steps need a sampler whose state is x_t itself (ddpm, ddim, dpm++); "
                          f"{type(scheduler).__name__} keeps a rescaled state")
     scheduler.set_timesteps(steps)  # timesteps stay on the CPU: no device sync when the loop reads them
     x = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)

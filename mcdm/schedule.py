@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-
-import torch
+from typing import TYPE_CHECKING
 
 from mcdm.errors import IncompatibleModelsError, MCDMError, UnknownNameError
 
 MAX_TRAIN_TIMESTEPS = 100_000
+
+if TYPE_CHECKING:  # torch is imported where a function needs it, so the scheduler names are known without it
+    import torch
 
 
 class Prediction(str, Enum):
@@ -43,6 +45,7 @@ def make_scheduler(name: str, schedule_config: dict):
 
 def alphas_cumprod(schedule_config: dict) -> torch.Tensor:
     """abar_t for t = 0..T-1, computed by diffusers from the config (betas, beta_schedule, ...)."""
+    import torch
     from diffusers import DDPMScheduler
 
     config = {k: v for k, v in schedule_config.items() if not k.startswith("_")}
@@ -51,6 +54,8 @@ def alphas_cumprod(schedule_config: dict) -> torch.Tensor:
 
 def check_schedule(config: dict, source: str, error: type[MCDMError]) -> torch.Tensor:
     """abar_t of a schedule config, or ``error`` naming ``source`` and the key that diffusers cannot build."""
+    import torch
+
     steps = config.get("num_train_timesteps")
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_TRAIN_TIMESTEPS:
         raise error(f"{source}: key 'num_train_timesteps' must be an integer in [1, {MAX_TRAIN_TIMESTEPS}], "
@@ -95,6 +100,8 @@ class ModelSignature:
 
 def check_compatible(signatures: list[ModelSignature]) -> None:
     """Raise IncompatibleModelsError naming both models and the mismatch, or return quietly."""
+    import torch
+
     if not signatures:
         return
     ref = signatures[0]

@@ -73,3 +73,25 @@ def test_bench_without_speed_needs_the_quality_curve(composition, tmp_path):
     result = run("bench", "--model", composition, "--no-speed", "--out", tmp_path / "bench")
     assert result.exit_code != 0 and "--no-speed leaves nothing to do" in result.output
     assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.parametrize("seed", ["4294967296", "-1", str(2**63)])
+def test_a_seed_outside_32_bits_is_a_usage_error(composition, tmp_path, seed):
+    result = run("generate", "--model", composition, "--seed", seed, "--out", tmp_path / "x.png")
+    assert result.exit_code == 2 and "is not in the range 0<=x<=4294967295" in result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_eval_refuses_fewer_faces_than_its_figures_need(composition, tmp_path):
+    result = run("eval", "--model", composition, "--n", 1, "--out", tmp_path / "eval")
+    assert result.exit_code == 2 and "x>=2" in result.output
+    assert not (tmp_path / "eval").exists()
+
+
+def test_the_evaluation_api_refuses_one_face(composition):
+    from mcdm.compose import Composer
+    from mcdm.errors import ConfigError
+    from mcdm.eval.evaluate import evaluate
+
+    with pytest.raises(ConfigError, match="needs at least 2 faces"):
+        evaluate(Composer.from_pretrained(composition), None, [], n=1)

@@ -43,9 +43,12 @@ from mcdm.data.captions import parse_caption
 from mcdm.data.sample import FaceSample
 from mcdm.data.sketch import sketch_from_image
 from mcdm.data.synthfaces import SynthFaces
+from mcdm.errors import ConfigError
+from mcdm.eval import MIN_FACES
 from mcdm.eval.inputs import SCORED_ATTRIBUTES, Targets, targets_for
 from mcdm.eval.judges import Judges
 from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1_in_region, frechet_distance, mean_iou
+from mcdm.seeds import check_seed
 
 FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
 REALISM = ("fd", "diversity")
@@ -203,6 +206,9 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     A row whose modalities ``composer`` lacks runs on the first of ``others`` that has them all (e.g. the
     joint oracle's composer).
     """
+    if n < MIN_FACES or reference < MIN_FACES:
+        raise ConfigError(f"n={n}, reference={reference}: the Fréchet distance needs at least {MIN_FACES} faces in each")
+    check_seed(seed + 1000 * (diversity_samples + 1) + n, "seed plus the offsets of its batches and diversity draws")
     test_split = SynthFaces(size=composer.sample_size, seed=0, split="test", length=n + reference)
     faces = [test_split[i] for i in range(n)]
     real = np.stack([face.image for face in faces])

@@ -1,0 +1,138 @@
+"""Checks of a generation request's arguments, made before any model loads and again where they are used.
+
+The command line, the Python API and the browser front end share these, so a value is refused with the same
+one-line ``ArgumentError`` wherever it comes from. Nothing here imports torch: a malformed argument is refused
+in well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mcdm.errors import ArgumentError
+
+MAX_WEIGHT = 100.0  # |w_i| beyond this only amplifies the models' errors: no sampler survives it
+DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
+# Peak memory of one image in a sampling batch, per pixel and per network evaluation in a step, measured on the
+# shipped 32x32 composition (mcdm.validate.max_images' docstring); generous, so the bound refuses only the hopeless.
+BYTES_PER_PIXEL_AND_CALL = 8 * 1024
+
+
+def check_count(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ArgumentError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
+def check_steps(steps: Any, num_train_timesteps: int, scheduler: str) -> int:
+    """Sampling steps: at least 1 and at most the models' training timesteps (no sampler can take more)."""
+    check_count(steps, "steps")
+    if steps > num_train_timesteps:
+        raise ArgumentError(f"steps={steps}: the {scheduler} sampler takes at most the models' "
+                            f"{num_train_timesteps} training timesteps")
+    return steps
+
+
+def check_weight(name: str, weight: Any) -> float:
+    """A modality's weight: a finite number in [-MAX_WEIGHT, MAX_WEIGHT] (negative is NOT)."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+        raise ArgumentError(f"weight of {name!r} must be a number, got {weight!r}")
+    if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
+        raise ArgumentError(f"weight of {name!r} must be finite and within [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], "
+                            f"got {weight!r}")
+    return float(weight)
+
+
+def check_name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ArgumentError(f"{what} must be a non-empty name, got {value!r}")
+    return value
+
+
+def check_device_name(device: Any) -> str:
+    """A device string torch could mean (cpu, cuda, cuda:1, mps, xpu); whether it exists is checked on use."""
+    if not isinstance(device, str) or not DEVICE.match(device.strip()):
+        raise ArgumentError(f"device {device!r} is not one of cpu, cuda, cuda:N, mps, xpu")
+    return device.strip()
+
+
+def check_device_available(device: str) -> None:
+    """The device exists on this machine (imports torch)."""
+    import torch
+
+    kind, _, index = check_device_name(device).partition(":")
+    if kind == "cpu":
+        return
+    backend = getattr(torch, kind, None)
+    available = backend is not None and backend.is_available()
+    count = backend.device_count() if available and hasattr(backend, "device_count") else (1 if available else 0)
+    if not available:
+        raise ArgumentError(f"device {device!r}: this machine has no {kind} device (use --device cpu)")
+    if index and int(index) >= count:
+        raise ArgumentError(f"device {device!r}: this machine has {count} {kind} device(s), numbered from 0")
+
+
+def max_images(sample_size: int, channels: int, calls_per_step: int, available_bytes: int | None = None) -> int:
+    """How many images one sampling batch can hold in this machine's available memory, at a generous estimate.
+
+    The estimate is ``BYTES_PER_PIXEL_AND_CALL`` bytes per pixel of an image for each network evaluation of a
+    step (the activations of every composed model's batch live at once).
+    """
+    available = available_memory() if available_bytes is None else available_bytes
+    per_image = BYTES_PER_PIXEL_AND_CALL * sample_size * sample_size * max(1, calls_per_step)
+    return max(1, available // per_image)
+
+
+def check_num_images(num_images: Any, bound: int) -> int:
+    check_count(num_images, "num_images")
+    if num_images > bound:
+        raise ArgumentError(f"num_images={num_images} does not fit in this machine's memory in one batch: at most "
+                            f"about {bound} (generate in several calls, or on a larger device)")
+    return num_images
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux; physical pages elsewhere)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_output_file(path: str | os.PathLike, suffix: str, option: str) -> Path:
+    """An output file that can be written: the right suffix, not a folder, in a folder this process can write.
+
+    The check writes (and removes) a probe file in the nearest existing folder, so read-only mounts, ``/sys``
+    and a path under a file are refused before any work.
+    """
+    path = Path(path).expanduser()
+    if path.suffix.lower() != suffix:
+        raise ArgumentError(f"{option} {str(path)!r} is not a {suffix} file")
+    if path.is_dir():
+        raise ArgumentError(f"{option} {str(path)!r} is a folder")
+    check_writable_folder(path.parent, option, str(path))
+    return path
+
+
+def check_writable_folder(folder: str | os.PathLike, option: str, shown: str | None = None) -> Path:
+    """A folder that exists and can be written, or that can be made in the nearest existing folder."""
+    folder = Path(folder).expanduser()
+    shown = shown or str(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ArgumentError(f"{option} {shown!r}: {str(existing)!r} is a file, not a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".mcdm-write-probe-"):
+            pass
+    except OSError as exc:
+        raise ArgumentError(f"{option} {shown!r}: cannot write in {str(existing)!r} ({exc.strerror or exc})") from exc
+    return folder
