@@ -16,17 +16,56 @@ from mcdm.eval import MIN_FACES
 from mcdm.seeds import MAX_SEED
 
 
+class OneLineError(click.ClickException):
+    """An error printed as one line, with the exit status its kind calls for (2: usage, 1: runtime)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(" ".join(message.split()))  # a third-party message's newlines would break the one line
+        self.exit_code = exit_code
+
+
+def debug_enabled() -> bool:
+    """``--debug`` or ``MCDM_DEBUG=1``: let tracebacks through."""
+    context = click.get_current_context(silent=True)
+    flag = bool(context and context.find_root().params.get("debug"))
+    return flag or os.environ.get("MCDM_DEBUG", "").strip().lower() in {"1", "true", "yes"}
+
+
 def friendly_errors(command):
-    """Turn MCDMError (bad input, checkpoint, plugin, config) into a one-line message and exit status 1."""
+    """Every failure as one line: MCDMError with exit 2 (what was passed) or 1 (what was found); anything else
+    as one line naming its type, unless debugging."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
         except MCDMError as exc:
-            raise click.ClickException(str(exc)) from exc
+            if debug_enabled():
+                raise
+            raise OneLineError(str(exc), 2 if exc.usage else 1) from exc
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            detail = str(exc).strip() or "no message"
+            raise OneLineError(f"unexpected {type(exc).__name__}: {detail} (MCDM_DEBUG=1 or --debug shows the "
+                               "traceback)", 1) from exc
 
     return wrapper
+
+
+def parse_weights(values: tuple[str, ...]) -> dict[str, float]:
+    from mcdm.validate import check_weight
+
+    weights = {}
+    for name, value in parse_assignments(values, "--weight").items():
+        try:
+            number = float(value)
+        except ValueError:
+            raise click.BadParameter(f"weight of {name!r} is not a number: {value!r}", param_hint="--weight")
+        weights[name] = check_weight(name, number)
+    return weights
 
 
 def parse_assignments(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -53,7 +92,8 @@ def one_line_warnings(message, category, filename, lineno, file=None, line=None)
 
 @click.group()
 @click.version_option(package_name="mcdm")
-def cli():
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors (also MCDM_DEBUG=1).")
+def cli(debug):
     """mcdm: compose independently trained diffusion models (sketch, mask, text, ...) at sampling time."""
 
 
@@ -86,21 +126,25 @@ def plugins():
 def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, precision, compile_models,
              out, require_checksums):
     """Generate images from any subset of the composition's modalities."""
+    from mcdm.pretrained import open_composition
+    from mcdm.validate import check_device_available, check_device_name, check_name, check_output_file, check_request
+
+    # everything the arguments and the composition's files can tell, before torch or a model loads
     conditions = parse_assignments(conds, "--cond")
-    weight_values = {}
-    for name, value in parse_assignments(weights, "--weight").items():
-        try:
-            weight_values[name] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"weight of {name!r} is not a number: {value!r}", param_hint="--weight")
-    if out.suffix.lower() != ".png":
-        raise click.BadParameter(f"{str(out)!r} is not a .png file", param_hint="--out")
+    weight_values = parse_weights(weights)
+    check_name(model, "--model")
+    check_output_file(out, ".png", "--out")
+    device = check_device_name(device)
+    folder, config = open_composition(model, overrides, require_checksums=require_checksums)
+    check_request(folder, config, conditions=conditions, weights=weight_values, steps=steps, scheduler=scheduler,
+                  num_images=num_images)
+    check_device_available(device)
 
     from mcdm.compose import Composer
     from mcdm.imageio import save_png_atomic, grid
 
-    composer = Composer.from_pretrained(model, overrides, device=device, precision=precision, compile=compile_models,
-                                        require_checksums=require_checksums)
+    composer = Composer.from_config(config, root=folder, device=device, precision=precision, compile=compile_models,
+                                    conditions=conditions)
     images = composer.generate(conditions, num_images=num_images, steps=steps, seed=seed,
                                scheduler=scheduler, weights=weight_values)
     save_png_atomic(grid(images), out)
@@ -117,6 +161,9 @@ def demo(model, steps, seed, out):
     """Compose the shipped models on held-out example inputs: one grid, every subset of the modalities."""
     import time
 
+    from mcdm.validate import check_output_file
+
+    check_output_file(out, ".png", "--out")
     from mcdm.demo import run_demo
 
     started = time.perf_counter()
@@ -153,7 +200,11 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
                                     standard_rows, write_results)
     from mcdm.eval.judges import Judges
     from mcdm.pretrained import given_by_path, resolve
+    from mcdm.validate import check_scheduler_name, check_writable_folder
 
+    check_writable_folder(out, "--out")
+    if scheduler is not None:
+        check_scheduler_name(scheduler)
     composer = Composer.from_pretrained(model, require_checksums=require_checksums)
     judge = Judges.load(resolve(judges), require_checksums=require_checksums or not given_by_path(judges))
     modalities = list(composer.models)
@@ -230,6 +281,10 @@ def bench(model, batch_sizes, steps, scheduler, repeats, speed, quality_n, judge
         raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}", param_hint="--batch-sizes")
     if not speed and not quality_n:
         raise click.UsageError("--no-speed leaves nothing to do without --quality-n")
+    from mcdm.validate import check_scheduler_name, check_writable_folder
+
+    check_writable_folder(out, "--out")
+    check_scheduler_name(scheduler)
     composer = Composer.from_pretrained(model)
     out.mkdir(parents=True, exist_ok=True)
     command = "mcdm bench " + " ".join(sys.argv[2:])

@@ -14,17 +14,18 @@ from typing import Any, Literal, Mapping, Sequence
 
 import torch
 
-from mcdm.checkpoint import LoadedModel, checksums_required_by_env, load_model, verify_checksums
-from mcdm.combine import TimeWindow
-from mcdm.config import CompositionConfig, ModalityConfig, load_config
-from mcdm.errors import ConditionError, ConfigError, MCDMError, ResourceError, UnknownNameError
+from mcdm.checkpoint import LoadedModel, load_model
+from mcdm.combine import Baseline, TimeWindow
+from mcdm.config import CompositionConfig, ModalityConfig
+from mcdm.errors import CheckpointError, ConditionError, ConfigError, MCDMError, ResourceError
 from mcdm.plugins import PluginSet, make_plugin_manager
-from mcdm.pretrained import COMPOSITION_FILE, given_by_path, resolve
+from mcdm.pretrained import open_composition
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
 from mcdm.sampling import StepCallback, sample
 from mcdm.schedule import check_compatible, make_scheduler
 from mcdm.seeds import check_seed
-from mcdm.validate import check_count, check_name, check_num_images, check_steps, check_weight, max_images
+from mcdm.validate import (check_count, check_modality_names, check_name, check_num_images, check_steps, check_weight,
+                           check_weight_names, max_images)
 
 Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -77,15 +78,22 @@ class Composer:
 
     @classmethod
     def from_config(
-        cls, config: CompositionConfig, *, root: str | Path = ".", plugins: PluginSet | None = None, **kwargs: Any
+        cls, config: CompositionConfig, *, root: str | Path = ".", plugins: PluginSet | None = None,
+        conditions: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> "Composer":
-        """Load every model a composition config names (paths relative to ``root``)."""
+        """Load every model a composition config names (paths relative to ``root``).
+
+        ``conditions`` (raw inputs of a request to come) are validated once the prior has loaded, before the
+        modality models, so a bad input costs one model's load time, not all of them.
+        """
         plugins = plugins or make_plugin_manager()
         root = Path(root)
-        prior = load_model(root / config.prior, plugins, name=f"{config.name}/prior")
-        models = {
-            name: load_model(root / m.path, plugins, name=f"{config.name}/{name}") for name, m in config.modalities.items()
-        }
+        prior = _load_named(root / config.prior, plugins, config.name, "prior")
+        if conditions is not None:  # a bad input is refused before the modality models load
+            check_modality_names(conditions, list(config.modalities))
+            for name, raw in conditions.items():
+                prepare_condition(plugins.modality(name), name, raw, prior.denoiser.sample_size)
+        models = {name: _load_named(root / m.path, plugins, config.name, name) for name, m in config.modalities.items()}
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
                   "prior_mixture": dict(config.prior_mixture), **kwargs}
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
@@ -94,41 +102,16 @@ class Composer:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, overrides: Sequence[str] = (), *,
                         require_checksums: bool = False, **kwargs: Any) -> "Composer":
-        """A composition folder (``composition.yaml`` + model folders), found by name or path; checksums verified.
-
-        A composition found by name must carry a SHA256SUMS listing every file it holds. One given by path, and a
-        model folder outside it (an override's path), is checked against its own SHA256SUMS if it has one and
-        loads with a warning if not, unless ``require_checksums`` (or ``MCDM_REQUIRE_CHECKSUMS=1``).
-        """
-        folder = resolve(name_or_path)
-        required = require_checksums or checksums_required_by_env()
-        verify_checksums(folder, required=required or not given_by_path(name_or_path))
-        config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides)
-        for path in (config.prior, *(m.path for m in config.modalities.values())):
-            model_folder = (folder / path).resolve()
-            if not model_folder.is_relative_to(folder.resolve()):  # not covered by the composition's SHA256SUMS
-                verify_checksums(model_folder, required=required)
+        """A composition folder (``composition.yaml`` + model folders), found by name or path; checksums verified
+        as :func:`mcdm.pretrained.open_composition` says."""
+        folder, config = open_composition(name_or_path, overrides, require_checksums=require_checksums)
         return cls.from_config(config, root=folder, **kwargs)
 
     def prepare(self, conditions: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Validate and encode raw inputs; an unknown or unloaded modality name is an error."""
-        unknown = [name for name in conditions if name not in self.models]
-        if unknown:
-            raise UnknownNameError(
-                f"no model for modality {unknown[0]!r} in this composition; it has: {', '.join(self.models) or 'none'}"
-            )
-        prepared = {}
-        for name, raw in conditions.items():
-            try:
-                cond = self.modalities[name].prepare(raw, size=self.sample_size)
-            except MCDMError:
-                raise
-            except Exception as exc:  # a plugin that did not validate its input: still name the input
-                raise ConditionError(f"{name}: cannot use {_short(raw)} ({type(exc).__name__}: {exc})") from exc
-            if cond.is_floating_point() and not torch.isfinite(cond).all():
-                raise ConditionError(f"condition {name!r} contains NaN or infinite values")
-            prepared[name] = cond
-        return prepared
+        check_modality_names(conditions, list(self.models))
+        return {name: prepare_condition(self.modalities[name], name, raw, self.sample_size)
+                for name, raw in conditions.items()}
 
     def generate_tensor(
         self,
@@ -155,9 +138,9 @@ class Composer:
         steps = check_steps(self.default_steps if steps is None else steps,
                             int(self.schedule_config["num_train_timesteps"]), scheduler)
         generator = torch.Generator("cpu").manual_seed(check_seed(seed))
+        self._check_batch_fits(conditions, num_images)
         predictor = self.predictor(conditions, num_images=num_images, weights=weights)
         size = predictor.batch_size
-        check_num_images(size, max_images(self.sample_size, self.channels, predictor.calls_per_step))
         try:
             with self._autocast():
                 x = sample(
@@ -191,13 +174,21 @@ class Composer:
     ) -> ComposedEps:
         """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from."""
         batch, shared = self._prepare_batch(conditions, num_images)
-        for name in weights or {}:
-            if name not in batch:
-                raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
+        check_weight_names(weights or {}, batch)
         weights = {name: check_weight(name, w) for name, w in (weights or {}).items()}
         terms = [self._term(name, cond, shared, weights.get(name)) for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
         return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+
+    def _check_batch_fits(self, conditions, num_images: int | None) -> None:
+        """Refuse, before any tensor is built, a batch that cannot fit in memory."""
+        if isinstance(conditions, Mapping):
+            size, names = (1 if num_images is None else check_count(num_images, "num_images")), list(conditions)
+        else:
+            _check_per_image(conditions)
+            size, names = len(conditions), list(conditions[0])
+        own = sum(1 for name in names if name in self.settings and self.settings[name].baseline is Baseline.OWN)
+        check_num_images(size, max_images(self.sample_size, self.channels, 1 + len(names) + own))
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
         unknown = [name for name in mixture if name != PRIOR and name not in self.models]
@@ -216,9 +207,7 @@ class Composer:
             count = num_images or 1
             prepared = self.prepare(conditions)
             return {n: c.unsqueeze(0).expand(count, *c.shape) for n, c in prepared.items()}, True
-        per_image = list(conditions)
-        if not per_image:
-            raise ConfigError("an empty list of conditions: give one mapping per image")
+        per_image = _check_per_image(conditions)
         if num_images is not None and num_images != len(per_image):
             raise ConfigError(f"num_images={num_images} but {len(per_image)} per-image conditions")
         names = set(per_image[0])
@@ -253,6 +242,37 @@ class Composer:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def _check_per_image(conditions: Any) -> list:
+    """Conditions given one mapping per image: a non-empty list or tuple of mappings."""
+    if not isinstance(conditions, (list, tuple)) or not all(isinstance(c, Mapping) for c in conditions):
+        raise ConditionError(f"conditions must be a mapping {{modality: input}} or a list of them (one per image), "
+                             f"got {_short(conditions)}")
+    if not conditions:
+        raise ConfigError("an empty list of conditions: give one mapping per image")
+    return list(conditions)
+
+
+def _load_named(folder: Path, plugins: PluginSet, composition: str, role: str) -> LoadedModel:
+    """A composition's model, its load errors prefixed with its role (the prior, or which modality's model)."""
+    try:
+        return load_model(folder, plugins, name=f"{composition}/{role}")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{role} model: {exc}") from exc
+
+
+def prepare_condition(modality, name: str, raw: Any, size: int) -> torch.Tensor:
+    """One raw input through its modality's ``prepare``; whatever goes wrong is a ConditionError naming it."""
+    try:
+        cond = modality.prepare(raw, size=size)
+    except MCDMError:
+        raise
+    except Exception as exc:  # a plugin that did not validate its input: still name the input
+        raise ConditionError(f"{name}: cannot use {_short(raw)} ({type(exc).__name__}: {exc})") from exc
+    if cond.is_floating_point() and not torch.isfinite(cond).all():
+        raise ConditionError(f"condition {name!r} contains NaN or infinite values")
+    return cond
 
 
 def _is_device_failure(exc: RuntimeError) -> bool:

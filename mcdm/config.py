@@ -5,6 +5,7 @@ Library functions take these typed objects, never a ``DictConfig``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TypeVar
@@ -13,8 +14,9 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mcdm.combine import Baseline
-from mcdm.errors import ConfigError
+from mcdm.errors import ArgumentError, ConfigError
 from mcdm.readers import read_yaml_mapping
+from mcdm.validate import check_count, check_scheduler_name, check_weight
 
 T = TypeVar("T")
 
@@ -29,6 +31,11 @@ class ModalityConfig:
     end: float = 1.0
     baseline: Baseline = Baseline.SHARED
     weight_map: bool = True  # use the modality's per-pixel weight map (e.g. a partial mask's known region)
+
+    def __post_init__(self):
+        check_weight("this modality", self.weight)
+        if not 0.0 <= self.start <= self.end <= 1.0:
+            raise ArgumentError(f"time window needs 0 <= start <= end <= 1, got [{self.start}, {self.end}]")
 
 
 @dataclass
@@ -46,6 +53,13 @@ class CompositionConfig:
     corrector_steps: int = 0  # Langevin steps after each sampler step (mcdm.sampling.langevin_correct)
     corrector_size: float = 0.1
 
+    def __post_init__(self):
+        check_count(self.steps, "steps")
+        check_scheduler_name(self.scheduler)
+        check_count(self.corrector_steps, "corrector_steps", minimum=0)
+        if not (math.isfinite(self.corrector_size) and self.corrector_size > 0):
+            raise ArgumentError(f"corrector_size must be a finite number above 0, got {self.corrector_size}")
+
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
     """Schema defaults <- YAML file <- ``key=value`` overrides, validated, returned as the dataclass.
@@ -53,6 +67,10 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
     Every failure is one ConfigError naming the file (and the key, where one is at fault).
     """
     where = f" in {str(path)!r}" if path is not None else ""
+    for override in overrides:
+        key, sep, _ = str(override).partition("=")
+        if not sep or not key.strip():
+            raise ArgumentError(f"override {override!r} is not KEY=VALUE (e.g. steps=25)")
     from_file = read_yaml_mapping(path, ConfigError) if path is not None else None
     try:
         merged = OmegaConf.structured(schema)
@@ -65,5 +83,5 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
         key = getattr(exc, "full_key", None)
         message = str(getattr(exc, "msg", None) or exc).splitlines()[0]
         raise ConfigError(f"invalid configuration{where}{f' at key {key!r}' if key else ''}: {message}") from exc
-    except ValueError as exc:  # a dot-list override that is not KEY=VALUE, or a value that fails __post_init__
+    except (ValueError, KeyError) as exc:  # a dot-list override that is not KEY=VALUE, or a failed __post_init__
         raise ConfigError(f"invalid configuration{where}: {str(exc).splitlines()[0]}") from exc

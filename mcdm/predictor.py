@@ -72,8 +72,6 @@ class ComposedEps:
         self.prior = prior
         self.terms = terms
         self.batch_size = batch_size  # images per request: the sampler's batch
-        # network evaluations of one step, each over the whole batch (own baselines add their null prediction)
-        self.calls_per_step = 1 + sum(2 if term.baseline is Baseline.OWN else 1 for term in terms)
         self.num_train_timesteps = prior.num_train_timesteps
         self.prior_mixture = dict(prior_mixture or {})
         # own-baseline terms run condition and null condition as one batch: concatenated once, so every step

@@ -41,3 +41,24 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
 def given_by_path(name_or_path: str | os.PathLike) -> bool:
     """Whether ``name_or_path`` names a folder directly, rather than a composition to look up by name."""
     return Path(name_or_path).expanduser().is_dir()
+
+
+def open_composition(name_or_path: str | os.PathLike, overrides=(), *, require_checksums: bool = False):
+    """A composition's folder and validated config, its files verified, without loading a model (nor torch).
+
+    A composition found by name must carry a SHA256SUMS listing every file it holds. One given by path, and a
+    model folder outside it (an override's path), is checked against its own SHA256SUMS if it has one and
+    loads with a warning if not, unless ``require_checksums`` (or ``MCDM_REQUIRE_CHECKSUMS=1``).
+    """
+    from mcdm.checkpoint import checksums_required_by_env, verify_checksums
+    from mcdm.config import CompositionConfig, load_config
+
+    folder = resolve(name_or_path)
+    required = require_checksums or checksums_required_by_env()
+    verify_checksums(folder, required=required or not given_by_path(name_or_path))
+    config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides)
+    for path in (config.prior, *(m.path for m in config.modalities.values())):
+        model_folder = (folder / path).resolve()
+        if not model_folder.is_relative_to(folder.resolve()):  # not covered by the composition's SHA256SUMS
+            verify_checksums(model_folder, required=required)
+    return folder, config

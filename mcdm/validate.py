@@ -14,13 +14,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mcdm.errors import ArgumentError
+from mcdm.errors import ArgumentError, UnknownNameError
 
 MAX_WEIGHT = 100.0  # |w_i| beyond this only amplifies the models' errors: no sampler survives it
 DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
-# Peak memory of one image in a sampling batch, per pixel and per network evaluation in a step, measured on the
-# shipped 32x32 composition (mcdm.validate.max_images' docstring); generous, so the bound refuses only the hopeless.
-BYTES_PER_PIXEL_AND_CALL = 8 * 1024
+# Memory one image of a sampling batch holds, per pixel and per network evaluation of a step: about 0.6 KiB on the
+# shipped 32x32 composition (peak RSS at 16 and 128 images, three modalities with own baselines: 7 evaluations, about
+# 4 MiB an image); three times that, so the bound refuses only requests that cannot fit.
+BYTES_PER_PIXEL_AND_CALL = 2 * 1024
 
 
 def check_count(value: Any, name: str, minimum: int = 1) -> int:
@@ -136,3 +137,58 @@ def check_writable_folder(folder: str | os.PathLike, option: str, shown: str | N
     except OSError as exc:
         raise ArgumentError(f"{option} {shown!r}: cannot write in {str(existing)!r} ({exc.strerror or exc})") from exc
     return folder
+
+
+def check_scheduler_name(name: Any) -> str:
+    from mcdm.schedule import SCHEDULERS
+
+    check_name(name, "scheduler")
+    if name not in SCHEDULERS:
+        raise UnknownNameError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+    return name
+
+
+def check_modality_names(names, available) -> None:
+    """Every named modality has a model in the composition."""
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        raise UnknownNameError(f"no model for modality {unknown[0]!r} in this composition; it has: "
+                               f"{', '.join(available) or 'none'}")
+
+
+def check_weight_names(weights, conditions) -> None:
+    """A weight only for a modality that has a condition in the request."""
+    for name in weights:
+        if name not in conditions:
+            raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
+
+
+def check_request(folder: Path, config, *, conditions, weights, steps, scheduler, num_images) -> None:
+    """What can be checked of a request against a composition's files before its models load."""
+    from mcdm.checkpoint import SCHEDULE
+    from mcdm.readers import read_json_object
+    from mcdm.errors import CheckpointError
+
+    check_modality_names(conditions, list(config.modalities))
+    check_weight_names(weights, conditions)
+    scheduler = check_scheduler_name(config.scheduler if scheduler is None else scheduler)
+    prior = folder / config.prior
+    timesteps = read_json_object(prior / SCHEDULE, CheckpointError).get("num_train_timesteps")
+    if isinstance(timesteps, int):
+        check_steps(config.steps if steps is None else steps, timesteps, scheduler)
+    size = _sample_size_hint(prior)
+    if size is not None:
+        calls = 1 + 2 * len(conditions)  # at most: every modality with its own baseline
+        check_num_images(num_images, max_images(size, 3, calls))
+
+
+def _sample_size_hint(model_folder: Path) -> int | None:
+    """The sample size a model folder declares in its JSON (the built-in denoisers do), or None."""
+    from mcdm.errors import CheckpointError
+    from mcdm.readers import read_json_object
+
+    try:
+        value = read_json_object(model_folder / "unet" / "config.json", CheckpointError).get("sample_size")
+    except CheckpointError:  # another denoiser type, or a damaged file that loading will report
+        return None
+    return value if isinstance(value, int) and value > 0 else None
