@@ -9,13 +9,15 @@ Modalities left out of ``conditions`` are left out of the composition: partial i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import torch
 
 from mcdm.checkpoint import CHECKSUMS, LoadedModel, load_model, verify_checksums
-from mcdm.combine import TimeWindow
+from mcdm.combine import Baseline, TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
 from mcdm.errors import ConditionError, ConfigError, MCDMError, UnknownNameError
 from mcdm.plugins import PluginSet, make_plugin_manager
@@ -26,6 +28,8 @@ from mcdm.schedule import check_compatible, make_scheduler
 
 Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+REQUEST_SETTINGS = ("weight", "start", "end", "baseline", "weight_map")
+"""The ModalityConfig fields a request may overlay (``settings=``); ``path`` belongs to the composition."""
 
 
 class Composer:
@@ -127,6 +131,7 @@ class Composer:
         seed: int = 0,
         scheduler: str | None = None,
         weights: Mapping[str, float] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
         progress: bool = True,
         callback: StepCallback | None = None,
         corrector_steps: int | None = None,
@@ -136,9 +141,11 @@ class Composer:
 
         ``conditions`` is one mapping for all images (``num_images`` of them, default 1), or a sequence of
         mappings, one per image, all naming the same modalities: every image is sampled in the same batch.
+        ``settings`` overlays per-modality settings (``REQUEST_SETTINGS``) on the composition's for this call,
+        e.g. ``{"text": {"weight": -1, "start": 0.2, "baseline": "own"}}``.
         ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
         """
-        predictor = self.predictor(conditions, num_images=num_images, weights=weights)
+        predictor = self.predictor(conditions, num_images=num_images, weights=weights, settings=settings)
         size = predictor.batch_size
         sched = make_scheduler(scheduler or self.scheduler_name, self.schedule_config)
         generator = torch.Generator("cpu").manual_seed(seed)
@@ -162,15 +169,42 @@ class Composer:
         *,
         num_images: int | None = None,
         weights: Mapping[str, float] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ComposedEps:
         """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from."""
         batch, shared = self._prepare_batch(conditions, num_images)
         for name in weights or {}:
             if name not in batch:
                 raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
-        terms = [self._term(name, cond, shared, (weights or {}).get(name)) for name, cond in batch.items()]
+        twice = [name for name in weights or {} if "weight" in (settings or {}).get(name, {})]
+        if twice:
+            raise ConfigError(f"weight of {twice[0]!r} given twice: in weights and in settings")
+        request = self.request_settings(settings, given=batch)
+        terms = [self._term(name, cond, shared, (weights or {}).get(name), request[name])
+                 for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
         return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+
+    def request_settings(self, overlay: Mapping[str, Mapping[str, Any]] | None,
+                         given: Mapping[str, Any] | None = None) -> dict[str, ModalityConfig]:
+        """The composition's modality settings with a request's overlay merged on top, validated.
+
+        Returns new ModalityConfig values (``dataclasses.replace``): the Composer itself never changes.
+        ``given``: the request's conditions; settings for a modality without one are an error, as for weights.
+        """
+        merged = dict(self.settings)
+        for name, changes in (overlay or {}).items():
+            if name not in self.settings:
+                raise UnknownNameError(f"settings given for {name!r}, which is not in this composition; "
+                                       f"it has: {', '.join(self.settings) or 'none'}")
+            if given is not None and name not in given:
+                raise UnknownNameError(f"settings given for {name!r}, which has no condition in this request")
+            unknown = sorted(set(changes) - set(REQUEST_SETTINGS))
+            if unknown:
+                raise ConfigError(f"settings for {name!r}: unknown key {unknown[0]!r}; a request may set "
+                                  f"{', '.join(REQUEST_SETTINGS)}")
+            merged[name] = _checked_setting(name, dataclasses.replace(self.settings[name], **changes))
+        return merged
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
         unknown = [name for name in mixture if name != PRIOR and name not in self.models]
@@ -202,8 +236,8 @@ class Composer:
         prepared = [self.prepare(request) for request in per_image]
         return {n: torch.stack([p[n] for p in prepared]) for n in per_image[0]}, False
 
-    def _term(self, name: str, batch: torch.Tensor, shared: bool, weight: float | None) -> Term:
-        setting = self.settings[name]
+    def _term(self, name: str, batch: torch.Tensor, shared: bool, weight: float | None,
+              setting: ModalityConfig) -> Term:
         modality = self.modalities[name]
         batch = batch.to(self.device)
         scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
@@ -226,6 +260,28 @@ class Composer:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def _checked_setting(name: str, setting: ModalityConfig) -> ModalityConfig:
+    """A request's merged ModalityConfig with its values checked and normalised (baseline as the enum)."""
+    try:
+        weight = float(setting.weight)
+    except (TypeError, ValueError):
+        raise ConfigError(f"settings for {name!r}: weight must be a number, got {setting.weight!r}") from None
+    if not math.isfinite(weight):
+        raise ConfigError(f"settings for {name!r}: weight must be finite, got {weight}")
+    try:
+        window = TimeWindow(float(setting.start), float(setting.end))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"settings for {name!r}: {exc}") from None
+    try:
+        baseline = Baseline(setting.baseline)
+    except ValueError:
+        raise ConfigError(f"settings for {name!r}: baseline must be one of "
+                          f"{', '.join(b.value for b in Baseline)}, got {setting.baseline!r}") from None
+    if not isinstance(setting.weight_map, bool):
+        raise ConfigError(f"settings for {name!r}: weight_map must be true or false, got {setting.weight_map!r}")
+    return dataclasses.replace(setting, weight=weight, start=window.start, end=window.end, baseline=baseline)
 
 
 def _short(raw: Any) -> str:
