@@ -7,6 +7,7 @@ bundle that reproduces them (``mcdm.serve.request``). Bad input is a message in 
 """
 
 import atexit
+import itertools
 import os
 import queue
 import shutil
@@ -246,12 +247,14 @@ def build_app(server: Server):
                   (c.on, c.value, c.upload, c.weight, c.start, c.end, c.baseline) if component is not None}
         inputs |= set(globals_.values())
         outputs = [status, preview, gallery, png, bundle, command]
+        counter = itertools.count(1)
 
         def run(data: dict):
+            number = next(counter)  # every final message names its request, so a person can tell them apart
             try:
                 request = server.request(data, controls, globals_)
             except Exception as exc:  # bad input: a message, never a traceback
-                yield {status: _message(exc)}
+                yield {status: f"{_message(exc)} (request {number})"}
                 return
             events: queue.Queue = queue.Queue()
 
@@ -272,11 +275,11 @@ def build_app(server: Server):
                         update[preview] = x0
                     yield update
                 elif kind == "error":
-                    yield {status: _message(rest[0])}
+                    yield {status: f"{_message(rest[0])} (request {number})"}
                     return
                 else:
                     images = rest[0]
-                    yield {status: f"done: {len(images)} image(s), seed {request.seed}",
+                    yield {status: f"done: {len(images)} image(s), seed {request.seed} (request {number})",
                            gallery: [_enlarged(image) for image in images],
                            png: str(request.folder / RESULT_FILE), bundle: str(request.folder / "request.zip"),
                            command: f"unzip request.zip -d request && cd request\n{request.command()}"}
