@@ -319,6 +319,19 @@ def _bench_speed(composer, sizes, steps, scheduler, repeats, out: Path, command:
 
 
 @cli.command()
+@click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 opens it to the network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@friendly_errors
+def serve(model, host, port, device):
+    """Serve a page to draw, paint and type the inputs and compose them in the browser (needs mcdm[serve])."""
+    from mcdm.serve.app import serve as run_server
+
+    run_server(model, host, port, device=device)
+
+
+@cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--resume", is_flag=True, help="Continue from the newest readable checkpoint in the run folder.")

@@ -9,6 +9,7 @@ Modalities left out of ``conditions`` are left out of the composition: partial i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
@@ -17,7 +18,8 @@ import torch
 from mcdm.checkpoint import LoadedModel, load_model
 from mcdm.combine import Baseline, TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig
-from mcdm.errors import CheckpointError, ConditionError, ConfigError, MCDMError, ResourceError
+from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigError, MCDMError, ResourceError,
+                         UnknownNameError)
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import open_composition
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
@@ -29,6 +31,8 @@ from mcdm.validate import (check_count, check_modality_names, check_name, check_
 
 Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+REQUEST_SETTINGS = ("weight", "start", "end", "baseline", "weight_map")
+"""The ModalityConfig fields a request may overlay (``settings=``); ``path`` belongs to the composition."""
 
 
 class Composer:
@@ -122,6 +126,7 @@ class Composer:
         seed: int = 0,
         scheduler: str | None = None,
         weights: Mapping[str, float] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
         progress: bool = True,
         callback: StepCallback | None = None,
         corrector_steps: int | None = None,
@@ -131,6 +136,8 @@ class Composer:
 
         ``conditions`` is one mapping for all images (``num_images`` of them, default 1), or a sequence of
         mappings, one per image, all naming the same modalities: every image is sampled in the same batch.
+        ``settings`` overlays per-modality settings (``REQUEST_SETTINGS``) on the composition's for this call,
+        e.g. ``{"text": {"weight": -1, "start": 0.2, "baseline": "own"}}``.
         ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
         """
         scheduler = self.scheduler_name if scheduler is None else check_name(scheduler, "scheduler")
@@ -139,7 +146,7 @@ class Composer:
                             int(self.schedule_config["num_train_timesteps"]), scheduler)
         generator = torch.Generator("cpu").manual_seed(check_seed(seed))
         self._check_batch_fits(conditions, num_images)
-        predictor = self.predictor(conditions, num_images=num_images, weights=weights)
+        predictor = self.predictor(conditions, num_images=num_images, weights=weights, settings=settings)
         size = predictor.batch_size
         try:
             with self._autocast():
@@ -171,14 +178,44 @@ class Composer:
         *,
         num_images: int | None = None,
         weights: Mapping[str, float] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ComposedEps:
         """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from."""
         batch, shared = self._prepare_batch(conditions, num_images)
         check_weight_names(weights or {}, batch)
         weights = {name: check_weight(name, w) for name, w in (weights or {}).items()}
-        terms = [self._term(name, cond, shared, weights.get(name)) for name, cond in batch.items()]
+        twice = [name for name in weights if "weight" in (settings or {}).get(name, {})]
+        if twice:
+            raise ConfigError(f"weight of {twice[0]!r} given twice: in weights and in settings")
+        request = self.request_settings(settings, given=batch)
+        terms = [self._term(name, cond, shared, weights.get(name), request[name])
+                 for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
         return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+
+    def request_settings(self, overlay: Mapping[str, Mapping[str, Any]] | None,
+                         given: Mapping[str, Any] | None = None) -> dict[str, ModalityConfig]:
+        """The composition's modality settings with a request's overlay merged on top, validated.
+
+        Returns new ModalityConfig values (``dataclasses.replace``): the Composer itself never changes.
+        ``given``: the request's conditions; settings for a modality without one are an error, as for weights.
+        """
+        merged = dict(self.settings)
+        for name, changes in (overlay or {}).items():
+            if name not in self.settings:
+                raise UnknownNameError(f"settings given for {name!r}, which is not in this composition; "
+                                       f"it has: {', '.join(self.settings) or 'none'}")
+            if given is not None and name not in given:
+                raise UnknownNameError(f"settings given for {name!r}, which has no condition in this request")
+            unknown = sorted(set(changes) - set(REQUEST_SETTINGS))
+            if unknown:
+                raise ConfigError(f"settings for {name!r}: unknown key {unknown[0]!r}; a request may set "
+                                  f"{', '.join(REQUEST_SETTINGS)}")
+            try:
+                merged[name] = _checked_setting(name, dataclasses.replace(self.settings[name], **changes))
+            except ArgumentError as exc:  # ModalityConfig's own check of the weight and the window
+                raise ArgumentError(f"settings for {name!r}: {exc}") from None
+        return merged
 
     def _check_batch_fits(self, conditions, num_images: int | None) -> None:
         """Refuse, before any tensor is built, a batch that cannot fit in memory."""
@@ -218,8 +255,8 @@ class Composer:
         prepared = [self.prepare(request) for request in per_image]
         return {n: torch.stack([p[n] for p in prepared]) for n in per_image[0]}, False
 
-    def _term(self, name: str, batch: torch.Tensor, shared: bool, weight: float | None) -> Term:
-        setting = self.settings[name]
+    def _term(self, name: str, batch: torch.Tensor, shared: bool, weight: float | None,
+              setting: ModalityConfig) -> Term:
         modality = self.modalities[name]
         batch = batch.to(self.device)
         scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
@@ -280,6 +317,19 @@ def _is_device_failure(exc: RuntimeError) -> bool:
     text = str(exc)
     return any(marker in text for marker in ("not enough memory", "out of memory", "CUDA error", "device-side",
                                              "CUBLAS_STATUS", "cuDNN error", "MPS backend"))
+
+
+def _checked_setting(name: str, setting: ModalityConfig) -> ModalityConfig:
+    """A request's merged ModalityConfig with its baseline as the enum and its weight map a boolean (the weight
+    and the window are checked by ModalityConfig itself)."""
+    try:
+        baseline = Baseline(setting.baseline)
+    except ValueError:
+        raise ConfigError(f"settings for {name!r}: baseline must be one of "
+                          f"{', '.join(b.value for b in Baseline)}, got {setting.baseline!r}") from None
+    if not isinstance(setting.weight_map, bool):
+        raise ConfigError(f"settings for {name!r}: weight_map must be true or false, got {setting.weight_map!r}")
+    return dataclasses.replace(setting, weight=float(setting.weight), baseline=baseline)
 
 
 def _short(raw: Any) -> str:

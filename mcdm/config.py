@@ -33,7 +33,7 @@ class ModalityConfig:
     weight_map: bool = True  # use the modality's per-pixel weight map (e.g. a partial mask's known region)
 
     def __post_init__(self):
-        check_weight("this modality", self.weight)
+        check_weight(None, self.weight)
         if not 0.0 <= self.start <= self.end <= 1.0:
             raise ArgumentError(f"time window needs 0 <= start <= end <= 1, got [{self.start}, {self.end}]")
 

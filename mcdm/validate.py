@@ -39,13 +39,14 @@ def check_steps(steps: Any, num_train_timesteps: int, scheduler: str) -> int:
     return steps
 
 
-def check_weight(name: str, weight: Any) -> float:
-    """A modality's weight: a finite number in [-MAX_WEIGHT, MAX_WEIGHT] (negative is NOT)."""
+def check_weight(name: str | None, weight: Any) -> float:
+    """A modality's weight: a finite number in [-MAX_WEIGHT, MAX_WEIGHT] (negative is NOT); ``name`` None
+    where the caller names the modality itself."""
+    what = "weight" if name is None else f"weight of {name!r}"
     if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-        raise ArgumentError(f"weight of {name!r} must be a number, got {weight!r}")
+        raise ArgumentError(f"{what} must be a number, got {weight!r}")
     if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
-        raise ArgumentError(f"weight of {name!r} must be finite and within [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], "
-                            f"got {weight!r}")
+        raise ArgumentError(f"{what} must be finite and within [-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {weight!r}")
     return float(weight)
 
 

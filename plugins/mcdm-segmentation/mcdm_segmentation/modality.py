@@ -15,7 +15,7 @@ from PIL import Image
 from mcdm.data.labels import CELEBAMASK_HQ_PALETTE, LABELS, UNKNOWN
 from mcdm.errors import ConditionError
 from mcdm.inputs import check_image, load_array
-from mcdm.modality import Modality
+from mcdm.modality import InputKind, InputSpec, Label, Modality
 
 NUM_LABELS = len(LABELS)
 CHANNELS = NUM_LABELS + 1  # one-hot labels, then the unknown channel
@@ -25,6 +25,11 @@ class SegmentationModality(Modality):
     name = "segmentation"
     denoiser_type = "unet"
     summary = "face-part label map, possibly partial"
+    input_spec = InputSpec(
+        InputKind.LABEL_MAP,
+        labels=tuple(Label(i, name, tuple(int(c) for c in CELEBAMASK_HQ_PALETTE[i])) for i, name in enumerate(LABELS)),
+        unknown=UNKNOWN,
+    )
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:
         labels = check_image(load_array(raw, modality=self.name, keep_palette=True), modality=self.name,
