@@ -183,7 +183,8 @@ def demo(model, steps, seed, out):
               help="Real held-out faces the Fréchet distance compares with.")
 @click.option("--diversity-samples", type=click.IntRange(min=0), default=4, show_default=True,
               help="Samples per face (for 8 faces) that the diversity figure compares; 0 or 1 leaves it out.")
-@click.option("--rows", "row_set", type=click.Choice(["standard", "partial"]), default="standard", show_default=True,
+@click.option("--rows", "row_set", type=click.Choice(["standard", "partial", "negation"]), default="standard",
+              show_default=True,
               help="standard: the prior, every subset of the modalities; partial: partial inputs and the options.")
 @click.option("--tune", "tune_n", type=click.IntRange(min=0), default=0, show_default=True,
               help="Add a row with weights tuned on this many validation faces (never scored); 0: no tuning.")
@@ -196,8 +197,8 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
              require_checksums):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
-    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, partial_input_rows,
-                                    standard_rows, write_results)
+    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, negation_rows,
+                                    partial_input_rows, standard_rows, write_results)
     from mcdm.eval.judges import Judges
     from mcdm.pretrained import given_by_path, resolve
     from mcdm.validate import check_scheduler_name, check_writable_folder
@@ -208,7 +209,7 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
     composer = Composer.from_pretrained(model, require_checksums=require_checksums)
     judge = Judges.load(resolve(judges), require_checksums=require_checksums or not given_by_path(judges))
     modalities = list(composer.models)
-    rows = (standard_rows if row_set == "standard" else partial_input_rows)(modalities)
+    rows = {"standard": standard_rows, "partial": partial_input_rows, "negation": negation_rows}[row_set](modalities)
     tuning = None
     if tune_n:
         from mcdm.eval.tune import tune_weights
