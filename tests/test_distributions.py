@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import json
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,10 @@ def test_a_model_folder_of_an_uninstalled_denoiser_type_names_its_distribution(m
     (folder / MANIFEST).write_text(json.dumps({**manifest, "denoiser": "unet_text"}))
     with pytest.raises(UnknownNameError, match="unknown denoiser type 'unet_text'; installed: unet; install mcdm-text"):
         load_model(folder, make_plugin_manager(entry_points=False))
+
+
+def test_the_models_distribution_carries_the_checkouts_shipped_folders():
+    root = Path(__file__).resolve().parents[1]
+    package = root / "models" / "mcdm-models-synthfaces" / "mcdm_models_synthfaces"
+    for name in BUILTIN["mcdm-models-synthfaces"]["model"]:
+        assert (package / name).resolve() == (root / "pretrained" / name).resolve()
