@@ -97,15 +97,17 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-demo.png"), show_default=True)
+@click.option("--inputs", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A folder of face-*/ folders, each with <modality>.png or .txt [the shipped examples].")
 @friendly_errors
-def demo(model, steps, seed, out):
+def demo(model, steps, seed, out, inputs):
     """Compose the shipped models on held-out example inputs: one grid, every subset of the modalities."""
     import time
 
-    from mcdm.demo import run_demo
+    from mcdm.demo import EXAMPLES, run_demo
 
     started = time.perf_counter()
-    path = run_demo(model, out, steps=steps, seed=seed)
+    path = run_demo(model, out, steps=steps, seed=seed, examples=inputs or EXAMPLES)
     click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 
