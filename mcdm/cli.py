@@ -66,11 +66,13 @@ def plugins():
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Autocast precision of the networks (bf16/fp16 pay off on a GPU).")
 @click.option("--compile", "compile_models", is_flag=True, help="torch.compile the networks (GPU).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-out.png"), show_default=True,
-              help="PNG file: one image, or a grid of all of them.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG file: one image, or a grid of all of them [mcdm-out.png unless --out-dir is given].")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for one PNG per image: 000.png, 001.png, ... (with --out: both).")
 @friendly_errors
 def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, precision, compile_models,
-             out):
+             out, out_dir):
     """Generate images from any subset of the composition's modalities."""
     conditions = parse_assignments(conds, "--cond")
     weight_values = {}
@@ -79,7 +81,9 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
             weight_values[name] = float(value)
         except ValueError:
             raise click.BadParameter(f"weight of {name!r} is not a number: {value!r}", param_hint="--weight")
-    if out.suffix.lower() != ".png":
+    if out is None and out_dir is None:
+        out = Path("mcdm-out.png")
+    if out is not None and out.suffix.lower() != ".png":
         raise click.BadParameter(f"{str(out)!r} is not a .png file", param_hint="--out")
 
     from mcdm.compose import Composer
@@ -88,8 +92,13 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
     composer = Composer.from_pretrained(model, overrides, device=device, precision=precision, compile=compile_models)
     images = composer.generate(conditions, num_images=num_images, steps=steps, seed=seed,
                                scheduler=scheduler, weights=weight_values)
-    save_png_atomic(grid(images), out)
-    click.echo(f"wrote {len(images)} image(s) to {out}")
+    written = []
+    if out is not None:
+        written.append(str(save_png_atomic(grid(images), out)))
+    if out_dir is not None:
+        paths = [save_png_atomic(image, out_dir / f"{i:03d}.png") for i, image in enumerate(images)]
+        written.append(f"{out_dir}/ ({paths[0].name}" + (f" to {paths[-1].name})" if len(paths) > 1 else ")"))
+    click.echo(f"wrote {len(images)} image(s) to {' and '.join(written)}")
 
 
 @cli.command()
