@@ -32,7 +32,8 @@ def model_package(monkeypatch, tmp_path):
     return package
 
 
-def test_the_checkout_provides_the_shipped_models():
+def test_the_checkout_provides_the_shipped_models(monkeypatch):
+    monkeypatch.delenv("MCDM_PRETRAINED_DIR", raising=False)
     assert resolve("synthfaces-32") == pretrained.REPO_PRETRAINED / "synthfaces-32"
 
 
