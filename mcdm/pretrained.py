@@ -36,7 +36,8 @@ def model_packages() -> list[tuple[str, Path]]:
         try:
             found.append((owner, Path(str(importlib.resources.files(ep.module)))))
         except ImportError as exc:
-            raise CheckpointError(f"model package {owner!r} names {ep.module!r}, which cannot be imported: {exc}") from exc
+            raise CheckpointError(
+                f"model package {owner!r} names {ep.module!r}, which cannot be imported: {exc}") from exc
     return found
 
 

@@ -30,13 +30,15 @@ def test_the_table_names_what_each_installed_builtin_plugin_registers():
     assert registered == expected
 
 
-@pytest.mark.parametrize("kind, name, dist", [("modality", "text", "mcdm-text"), ("denoiser type", "unet_text", "mcdm-text"),
-                                              ("modality", "sketch", "mcdm-sketch"),
-                                              ("modality", "segmentation", "mcdm-segmentation")])
+@pytest.mark.parametrize("kind, name, dist", [
+    ("modality", "text", "mcdm-text"), ("denoiser type", "unet_text", "mcdm-text"), ("modality", "sketch", "mcdm-sketch"),
+    ("modality", "segmentation", "mcdm-segmentation"), ("denoiser type", "unet_joint", "mcdm-joint"),
+])
 def test_a_missing_builtin_name_says_which_distribution_to_install(kind, name, dist):
     plugins = make_plugin_manager(entry_points=False)
     load = plugins.modality if kind == "modality" else plugins.denoiser_class
-    with pytest.raises(UnknownNameError, match=f"unknown {kind} '{name}'; installed: .*; install {dist}, which provides it"):
+    hint = f"; install {dist}, which provides it"
+    with pytest.raises(UnknownNameError, match=f"unknown {kind} '{name}'; installed: .*{hint}"):
         load(name)
 
 

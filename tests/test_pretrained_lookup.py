@@ -52,8 +52,10 @@ def test_the_variable_may_name_the_folder_or_its_parent(no_checkout, monkeypatch
     for value in (folder.parent, folder):
         monkeypatch.setenv("MCDM_PRETRAINED_DIR", str(value))
         assert resolve("synthfaces-32") == folder
-    with pytest.raises(CheckpointError, match=rf"looked in: judges-32, {folder / 'judges-32'} \(\$MCDM_PRETRAINED_DIR/judges-32\)"):
-        resolve("judges-32")  # the variable names synthfaces-32 itself: nothing else is looked for beside it
+    # the variable names synthfaces-32 itself: nothing else is looked for beside it
+    looked = rf"looked in: judges-32, {folder / 'judges-32'} \(\$MCDM_PRETRAINED_DIR/judges-32\)"
+    with pytest.raises(CheckpointError, match=looked):
+        resolve("judges-32")
 
 
 def test_an_installed_model_package_is_found_with_no_variable(no_checkout, model_package):
@@ -74,5 +76,6 @@ def test_the_variable_comes_before_packages_and_packages_before_the_checkout(mod
 
 
 def test_a_path_is_taken_as_given(tmp_path):
-    with pytest.raises(CheckpointError, match=rf"^no model folder '{tmp_path / 'nope'}'; looked in: {tmp_path / 'nope'}$"):
-        resolve(tmp_path / "nope")
+    missing = tmp_path / "nope"
+    with pytest.raises(CheckpointError, match=rf"^no model folder '{missing}'; looked in: {missing}$"):
+        resolve(missing)
