@@ -41,15 +41,19 @@ def model_packages() -> list[tuple[str, Path]]:
     return found
 
 
-def places(name: str) -> list[tuple[Path, str]]:
-    """Where a bare name is looked for, in order: (folder, what it is)."""
-    found = []
+def places(name: str) -> list[tuple[Path | None, str]]:
+    """Where a bare name is looked for, in order: (folder, what it is); no folder for a place that is absent."""
+    found: list[tuple[Path | None, str]] = []
     if os.environ.get(ENV_VAR):
         root = Path(os.environ[ENV_VAR]).expanduser()
         found.append((root / name, f"${ENV_VAR}/{name}"))
         if root.name == name:
             found.append((root, f"${ENV_VAR}"))
-    found += [(folder / name, f"installed by {owner}") for owner, folder in model_packages()]
+    else:
+        found.append((None, f"${ENV_VAR} (not set)"))
+    packages = model_packages()
+    found += [(folder / name, f"installed by {owner}") for owner, folder in packages] or [
+        (None, "installed model packages (none)")]
     if REPO_PRETRAINED.is_dir():
         found.append((REPO_PRETRAINED / name, "this checkout"))
     return found
@@ -64,12 +68,8 @@ def resolve(name_or_path: str | os.PathLike) -> Path:
     if candidate.name == str(name_or_path):  # a bare name: look it up
         lookup = places(candidate.name)
         for folder, _ in lookup:
-            if folder.is_dir():
+            if folder is not None and folder.is_dir():
                 return folder
-        tried += [f"{folder} ({what})" for folder, what in lookup]
-        if not os.environ.get(ENV_VAR):
-            tried.append(f"${ENV_VAR} (not set)")
-        if not any(what.startswith("installed by") for _, what in lookup):
-            tried.append("installed model packages (none)")
+        tried += [what if folder is None else f"{folder} ({what})" for folder, what in lookup]
     raise CheckpointError(f"no model folder {str(name_or_path)!r}; looked in: {', '.join(tried)}"
                           f"{install_hint('model', str(name_or_path))}")
