@@ -79,8 +79,9 @@ def test_the_places_are_listed_in_the_order_they_are_looked_in(monkeypatch):
     monkeypatch.delenv("MCDM_PRETRAINED_DIR", raising=False)
     with pytest.raises(CheckpointError) as raised:
         resolve("nope-32")
+    checkout = pretrained.REPO_PRETRAINED / "nope-32"
     assert str(raised.value) == ("no model folder 'nope-32'; looked in: nope-32, $MCDM_PRETRAINED_DIR (not set), "
-                                 f"installed model packages (none), {pretrained.REPO_PRETRAINED / 'nope-32'} (this checkout)")
+                                 f"installed model packages (none), {checkout} (this checkout)")
 
 
 def test_a_path_is_taken_as_given(tmp_path):
