@@ -119,21 +119,29 @@ def plugins():
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Autocast precision of the networks (bf16/fp16 pay off on a GPU).")
 @click.option("--compile", "compile_models", is_flag=True, help="torch.compile the networks (GPU).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-out.png"), show_default=True,
-              help="PNG file: one image, or a grid of all of them.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG file: one image, or a grid of all of them [mcdm-out.png unless --out-dir is given].")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for one PNG per image: 000.png, 001.png, ... (with --out: both).")
 @REQUIRE_CHECKSUMS
 @friendly_errors
 def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, precision, compile_models,
-             out, require_checksums):
+             out, out_dir, require_checksums):
     """Generate images from any subset of the composition's modalities."""
     from mcdm.pretrained import open_composition
-    from mcdm.validate import check_device_available, check_device_name, check_name, check_output_file, check_request
+    from mcdm.validate import (check_device_available, check_device_name, check_name, check_output_file,
+                               check_request, check_writable_folder)
 
     # everything the arguments and the composition's files can tell, before torch or a model loads
     conditions = parse_assignments(conds, "--cond")
     weight_values = parse_weights(weights)
     check_name(model, "--model")
-    check_output_file(out, ".png", "--out")
+    if out is None and out_dir is None:
+        out = Path("mcdm-out.png")
+    if out is not None:
+        check_output_file(out, ".png", "--out")
+    if out_dir is not None:
+        check_writable_folder(out_dir, "--out-dir")
     device = check_device_name(device)
     folder, config = open_composition(model, overrides, require_checksums=require_checksums)
     check_request(folder, config, conditions=conditions, weights=weight_values, steps=steps, scheduler=scheduler,
@@ -147,8 +155,13 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
                                     conditions=conditions)
     images = composer.generate(conditions, num_images=num_images, steps=steps, seed=seed,
                                scheduler=scheduler, weights=weight_values)
-    save_png_atomic(grid(images), out)
-    click.echo(f"wrote {len(images)} image(s) to {out}")
+    written = []
+    if out is not None:
+        written.append(str(save_png_atomic(grid(images), out)))
+    if out_dir is not None:
+        paths = [save_png_atomic(image, out_dir / f"{i:03d}.png") for i, image in enumerate(images)]
+        written.append(f"{out_dir}/ ({paths[0].name}" + (f" to {paths[-1].name})" if len(paths) > 1 else ")"))
+    click.echo(f"wrote {len(images)} image(s) to {' and '.join(written)}")
 
 
 @cli.command()
@@ -156,18 +169,20 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-demo.png"), show_default=True)
+@click.option("--inputs", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A folder of face-*/ folders, each with <modality>.png or .txt [the shipped examples].")
 @friendly_errors
-def demo(model, steps, seed, out):
+def demo(model, steps, seed, out, inputs):
     """Compose the shipped models on held-out example inputs: one grid, every subset of the modalities."""
     import time
 
     from mcdm.validate import check_output_file
 
     check_output_file(out, ".png", "--out")
-    from mcdm.demo import run_demo
+    from mcdm.demo import EXAMPLES, run_demo
 
     started = time.perf_counter()
-    path = run_demo(model, out, steps=steps, seed=seed)
+    path = run_demo(model, out, steps=steps, seed=seed, examples=inputs or EXAMPLES)
     click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import pluggy
 
 from mcdm import hookspecs
+from mcdm.distributions import install_hint
 from mcdm.errors import PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = "mcdm"
@@ -54,7 +55,7 @@ class PluginSet:
     def _load(self, kind: str, table: dict[str, Registration], name: str):
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
-            raise UnknownNameError(f"unknown {kind} {name!r}; installed: {known}")
+            raise UnknownNameError(f"unknown {kind} {name!r}; installed: {known}{install_hint(kind, name)}")
         key = (kind, name)
         if key not in self._loaded:
             registration = table[name]

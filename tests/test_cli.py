@@ -1,5 +1,8 @@
 """The ``mcdm`` command: generate from a composition folder, one-line errors, no partial output files."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import yaml
@@ -36,6 +39,36 @@ def test_generate_writes_a_grid(composition, tmp_path):
     assert result.exit_code == 0, result.output
     assert out.is_file() and "wrote 2 image(s)" in result.output
     assert Image.open(out).size[0] > SIZE  # two tiles side by side
+
+
+def test_generate_writes_one_readable_png_per_image_beside_the_grid(composition, tmp_path_factory):
+    args = ["generate", "--model", composition, "--cond", f"toy_a={composition / 'map.png'}", "--num-images", 3,
+            "--steps", 2, "--seed", 3]
+    old = os.umask(0o022)
+    out = tmp_path_factory.mktemp("out")  # outside the composition folder, whose SHA256SUMS lists what it holds
+    try:
+        result = run(*args, "--out-dir", out / "each", "--out", out / "grid.png")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    files = sorted((out / "each").iterdir())
+    assert [f.name for f in files] == ["000.png", "001.png", "002.png"]
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o644 for f in [*files, out / "grid.png"])
+    assert f"wrote 3 image(s) to {out / 'grid.png'} and {out / 'each'}/ (000.png to 002.png)" in result.output
+    grid = run(*args, "--out", out / "again.png")
+    tiles = np.asarray(Image.open(out / "again.png").convert("RGB"))
+    assert grid.exit_code == 0
+    for i, f in enumerate(files):  # the same seed: each file is its tile of the grid
+        assert Image.open(f).size == (SIZE, SIZE)
+        x = 2 + i * (SIZE + 2)
+        assert np.array_equal(tiles[2 : 2 + SIZE, x : x + SIZE], np.asarray(Image.open(f).convert("RGB")))
+
+
+def test_generate_with_only_out_dir_writes_no_grid(composition, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("generate", "--model", composition, "--num-images", 1, "--steps", 1, "--out-dir", "each")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "each").iterdir()] == ["000.png"] and not (tmp_path / "mcdm-out.png").exists()
 
 
 @pytest.mark.parametrize(
