@@ -85,7 +85,8 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist")
     path = folder / MANIFEST
     if not path.exists():
-        raise CheckpointError(f"{str(folder)!r} is not an mcdm model folder: {MANIFEST} is missing")
+        raise CheckpointError(f"{str(folder)!r} is not an mcdm model folder: {MANIFEST} is missing (nor is it a "
+                              "stock diffusers DDPMPipeline, DDIMPipeline or UNet2DModel folder)")
     manifest = read_json_object(path, CheckpointError)
     if not isinstance(manifest.get("denoiser"), str):
         raise CheckpointError(f"{str(path)!r}: key 'denoiser' must name a denoiser type")
@@ -94,9 +95,9 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     return manifest
 
 
-def read_schedule(folder: str | os.PathLike) -> dict:
-    """A model folder's noise schedule, checked to be one diffusers can build."""
-    path = Path(folder) / SCHEDULE
+def read_schedule(folder: str | os.PathLike, path: Path | None = None) -> dict:
+    """A model folder's noise schedule (``path``: a stock folder's own), checked to be one diffusers can build."""
+    path = Path(folder) / SCHEDULE if path is None else path
     if not path.exists():
         raise CheckpointError(f"{str(folder)!r} has no {SCHEDULE}: the noise schedule it was trained on is unknown")
     config = read_json_object(path, CheckpointError)
@@ -108,16 +109,20 @@ def load_model(folder: str | os.PathLike, plugins, *, name: str | None = None, d
     """Load a model folder through the registered denoiser type it names. Only safetensors are read.
 
     A pickle-format file anywhere in the folder is refused before anything is opened, and the weights are
-    checked finite after loading.
+    checked finite after loading. A stock diffusers folder without an mcdm.json loads as a prior
+    (:mod:`mcdm.stock`).
     """
+    from mcdm.stock import stock_manifest
+
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    stock = stock_manifest(folder) if folder.is_dir() and not (folder / MANIFEST).exists() else None
+    manifest = read_manifest(folder) if stock is None else stock[0]
     pickles = pickle_files(folder)
     if pickles:
         raise CheckpointError(f"{str(pickles[0])!r} is a pickle-format weight file; mcdm loads safetensors only")
     if not any(folder.rglob("*.safetensors")):
         raise CheckpointError(f"{str(folder)!r} holds no .safetensors weights (pickled checkpoints are not loaded)")
-    schedule_config = read_schedule(folder)
+    schedule_config = read_schedule(folder, None if stock is None else stock[1])
     try:
         prediction = Prediction(manifest.get("prediction_type", "epsilon"))
     except ValueError as exc:
