@@ -3,6 +3,7 @@
 Layout of one model folder::
 
     mcdm.json               which denoiser type, which modality (none for a prior), parameterisation, space
+                            (pixel, or latent with its VAE folder: mcdm.latent)
     scheduler_config.json   the diffusers noise schedule the model was trained on
     unet/ ...               the denoiser's own files (diffusers save_pretrained: config.json + safetensors)
 """
@@ -38,15 +39,18 @@ class LoadedModel:
     prediction: Prediction
     schedule_config: dict
     space: str = "pixel"
+    vae_folder: Path | None = None  # the AutoencoderKL of a latent model (mcdm.latent)
 
     def signature(self) -> ModelSignature:
+        from mcdm.latent import vae_id
+
         return ModelSignature(
             name=self.name,
             num_train_timesteps=int(self.schedule_config["num_train_timesteps"]),
             alphas_cumprod=alphas_cumprod(self.schedule_config),
             sample_size=self.denoiser.sample_size,
             channels=self.denoiser.image_channels,
-            space=self.space,
+            space=self.space if self.vae_folder is None else f"latent:{vae_id(self.vae_folder)}",
         )
 
 
@@ -127,6 +131,7 @@ def load_model(folder: str | os.PathLike, plugins, *, name: str | None = None, d
         prediction = Prediction(manifest.get("prediction_type", "epsilon"))
     except ValueError as exc:
         raise CheckpointError(f"{str(folder / MANIFEST)!r}: key 'prediction_type': {exc}") from exc
+    space, vae_folder = _space(folder, manifest)
     denoiser_cls = plugins.denoiser_class(manifest["denoiser"])
     try:
         denoiser = denoiser_cls.load_weights(folder, manifest.get("denoiser_config", {}))
@@ -144,8 +149,23 @@ def load_model(folder: str | os.PathLike, plugins, *, name: str | None = None, d
         modality=manifest.get("modality"),
         prediction=prediction,
         schedule_config=schedule_config,
-        space=manifest.get("space", "pixel"),
+        space=space,
+        vae_folder=vae_folder,
     )
+
+
+def _space(folder: Path, manifest: dict) -> tuple[str, Path | None]:
+    """A model's space and, for a latent one, its VAE folder (relative to the model folder)."""
+    space = manifest.get("space", "pixel")
+    if space not in ("pixel", "latent"):
+        raise CheckpointError(f"{str(folder / MANIFEST)!r}: key 'space' must be 'pixel' or 'latent', got {space!r}")
+    if space == "pixel":
+        return space, None
+    vae = manifest.get("vae")
+    if not isinstance(vae, str) or not (folder / vae).is_dir():
+        raise CheckpointError(f"{str(folder / MANIFEST)!r}: a latent model needs key 'vae' naming its AutoencoderKL "
+                              f"folder, got {vae!r}")
+    return space, folder / vae
 
 
 def write_checksums(folder: str | os.PathLike) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -24,6 +24,8 @@ class Denoiser(torch.nn.Module, ABC):
     type_name: ClassVar[str]
     sample_size: int
     image_channels: int
+    # the resolution it reads conditions at: its own sample size, or the decoded image's (a latent model's ControlNet)
+    condition_size: ClassVar[Literal["sample", "image"]] = "sample"
 
     @abstractmethod
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...
