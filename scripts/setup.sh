@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
 # torchvision (pulled in by controlnet-aux) must match torch exactly.
-packages=(torch==2.14.1 torchvision==0.29.1 -e . -e plugins/mcdm-sketch -e plugins/mcdm-segmentation -e plugins/mcdm-text -e plugins/mcdm-joint
-          -e "plugins/mcdm-diffusers[sd]")
+packages=(torch==2.14.1 torchvision==0.29.1 -e . -e plugins/mcdm-sketch -e plugins/mcdm-segmentation -e plugins/mcdm-text -e plugins/mcdm-joint)
 if [[ "${1:-}" == "--test" ]]; then
   packages=(torch==2.14.1 torchvision==0.29.1 -e ".[test]" -e plugins/mcdm-sketch -e plugins/mcdm-segmentation
             -e plugins/mcdm-text -e plugins/mcdm-joint -e "plugins/mcdm-diffusers[sd]" -e tests/plugins/mcdm-toy

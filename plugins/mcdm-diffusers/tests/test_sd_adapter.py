@@ -22,7 +22,8 @@ from mcdm.latent import load_vae
 from mcdm.predictor import ComposedEps
 from mcdm_diffusers.folders import write_model_folder
 from mcdm_diffusers.prompt import PromptModality, decode_prompt
-from sd_fixtures import SAMPLE, SD_SCHEDULE, one_thread, plugins, sd_folders, write_pipeline  # noqa: F401
+from mcdm_diffusers.testing import SAMPLE, SD_SCHEDULE, write_pipeline
+from sd_fixtures import one_thread, plugins, sd_folders  # noqa: F401  (fixtures)
 
 SHIPPED_SKETCH = Path(__file__).resolve().parents[3] / "pretrained" / "synthfaces-32" / "sketch"
 IMAGE = 2 * SAMPLE
