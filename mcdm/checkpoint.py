@@ -3,6 +3,7 @@
 Layout of one model folder::
 
     mcdm.json               which denoiser type, which modality (none for a prior), parameterisation, space
+                            (pixel, or latent with its VAE folder: mcdm.latent)
     scheduler_config.json   the diffusers noise schedule the model was trained on
     unet/ ...               the denoiser's own files (diffusers save_pretrained: config.json + safetensors)
 """
@@ -38,15 +39,18 @@ class LoadedModel:
     prediction: Prediction
     schedule_config: dict
     space: str = "pixel"
+    vae_folder: Path | None = None  # the AutoencoderKL of a latent model (mcdm.latent)
 
     def signature(self) -> ModelSignature:
+        from mcdm.latent import vae_id
+
         return ModelSignature(
             name=self.name,
             num_train_timesteps=int(self.schedule_config["num_train_timesteps"]),
             alphas_cumprod=alphas_cumprod(self.schedule_config),
             sample_size=self.denoiser.sample_size,
             channels=self.denoiser.image_channels,
-            space=self.space,
+            space=self.space if self.vae_folder is None else f"latent:{vae_id(self.vae_folder)}",
         )
 
 
@@ -85,7 +89,8 @@ def read_manifest(folder: str | os.PathLike) -> dict:
         raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist")
     path = folder / MANIFEST
     if not path.exists():
-        raise CheckpointError(f"{str(folder)!r} is not an mcdm model folder: {MANIFEST} is missing")
+        raise CheckpointError(f"{str(folder)!r} is not an mcdm model folder: {MANIFEST} is missing (nor is it a "
+                              "stock diffusers DDPMPipeline, DDIMPipeline or UNet2DModel folder)")
     manifest = read_json_object(path, CheckpointError)
     if not isinstance(manifest.get("denoiser"), str):
         raise CheckpointError(f"{str(path)!r}: key 'denoiser' must name a denoiser type")
@@ -94,9 +99,9 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     return manifest
 
 
-def read_schedule(folder: str | os.PathLike) -> dict:
-    """A model folder's noise schedule, checked to be one diffusers can build."""
-    path = Path(folder) / SCHEDULE
+def read_schedule(folder: str | os.PathLike, path: Path | None = None) -> dict:
+    """A model folder's noise schedule (``path``: a stock folder's own), checked to be one diffusers can build."""
+    path = Path(folder) / SCHEDULE if path is None else path
     if not path.exists():
         raise CheckpointError(f"{str(folder)!r} has no {SCHEDULE}: the noise schedule it was trained on is unknown")
     config = read_json_object(path, CheckpointError)
@@ -108,20 +113,25 @@ def load_model(folder: str | os.PathLike, plugins, *, name: str | None = None, d
     """Load a model folder through the registered denoiser type it names. Only safetensors are read.
 
     A pickle-format file anywhere in the folder is refused before anything is opened, and the weights are
-    checked finite after loading.
+    checked finite after loading. A stock diffusers folder without an mcdm.json loads as a prior
+    (:mod:`mcdm.stock`).
     """
+    from mcdm.stock import stock_manifest
+
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    stock = stock_manifest(folder) if folder.is_dir() and not (folder / MANIFEST).exists() else None
+    manifest = read_manifest(folder) if stock is None else stock[0]
     pickles = pickle_files(folder)
     if pickles:
         raise CheckpointError(f"{str(pickles[0])!r} is a pickle-format weight file; mcdm loads safetensors only")
     if not any(folder.rglob("*.safetensors")):
         raise CheckpointError(f"{str(folder)!r} holds no .safetensors weights (pickled checkpoints are not loaded)")
-    schedule_config = read_schedule(folder)
+    schedule_config = read_schedule(folder, None if stock is None else stock[1])
     try:
         prediction = Prediction(manifest.get("prediction_type", "epsilon"))
     except ValueError as exc:
         raise CheckpointError(f"{str(folder / MANIFEST)!r}: key 'prediction_type': {exc}") from exc
+    space, vae_folder = _space(folder, manifest)
     denoiser_cls = plugins.denoiser_class(manifest["denoiser"])
     try:
         denoiser = denoiser_cls.load_weights(folder, manifest.get("denoiser_config", {}))
@@ -139,8 +149,23 @@ def load_model(folder: str | os.PathLike, plugins, *, name: str | None = None, d
         modality=manifest.get("modality"),
         prediction=prediction,
         schedule_config=schedule_config,
-        space=manifest.get("space", "pixel"),
+        space=space,
+        vae_folder=vae_folder,
     )
+
+
+def _space(folder: Path, manifest: dict) -> tuple[str, Path | None]:
+    """A model's space and, for a latent one, its VAE folder (relative to the model folder)."""
+    space = manifest.get("space", "pixel")
+    if space not in ("pixel", "latent"):
+        raise CheckpointError(f"{str(folder / MANIFEST)!r}: key 'space' must be 'pixel' or 'latent', got {space!r}")
+    if space == "pixel":
+        return space, None
+    vae = manifest.get("vae")
+    if not isinstance(vae, str) or not (folder / vae).is_dir():
+        raise CheckpointError(f"{str(folder / MANIFEST)!r}: a latent model needs key 'vae' naming its AutoencoderKL "
+                              f"folder, got {vae!r}")
+    return space, folder / vae
 
 
 def write_checksums(folder: str | os.PathLike) -> Path:

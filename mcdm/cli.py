@@ -361,6 +361,19 @@ def train(config, overrides, resume):
     click.echo(f"trained model written to {model}")
 
 
+@cli.command(name="import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--modality", default=None, help="The modality its conditional UNet serves [none: a prior].")
+@friendly_errors
+def import_folder(folder, modality):
+    """Make a stock diffusers folder (DDPMPipeline, DDIMPipeline, UNet2DModel) an mcdm model folder, in place."""
+    from mcdm.plugins import make_plugin_manager
+    from mcdm.stock import import_folder as run_import
+
+    manifest = run_import(folder, modality, make_plugin_manager())
+    click.echo(f"wrote {manifest}: {folder} serves {f'modality {modality!r}' if modality else 'as a prior'}")
+
+
 def _attach_optional_groups():
     """Command groups owned by subpackages (data, training, evaluation)."""
     from mcdm.data.cli import data

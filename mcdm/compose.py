@@ -20,6 +20,8 @@ from mcdm.combine import Baseline, TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig
 from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigError, MCDMError, ResourceError,
                          UnknownNameError)
+from mcdm.grouped import GroupedEps, shares_networks
+from mcdm.latent import LatentSpace, latent_space, load_vae, pool_weights
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import open_composition
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
@@ -51,6 +53,7 @@ class Composer:
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
         compile: bool = False,
+        vae: LatentSpace | None = None,
     ):
         self.plugins = plugins or make_plugin_manager()
         self.device = torch.device(device)
@@ -79,6 +82,11 @@ class Composer:
         self.sample_size = prior.denoiser.sample_size
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
+        # latent models: sample in the VAE's space, decode once at the end in the prior's dtype
+        self.latent = latent_space(prior, vae, next(prior.denoiser.parameters()).dtype)
+        if self.latent is not None:
+            self.latent.vae.to(self.device)
+        self.image_size = self.sample_size * (self.latent.scale if self.latent is not None else 1)
 
     @classmethod
     def from_config(
@@ -100,6 +108,8 @@ class Composer:
         models = {name: _load_named(root / m.path, plugins, config.name, name) for name, m in config.modalities.items()}
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
                   "prior_mixture": dict(config.prior_mixture), **kwargs}
+        if config.vae:
+            kwargs.setdefault("vae", load_vae(root / config.vae, next(prior.denoiser.parameters()).dtype))
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
                    plugins=plugins, **kwargs)
 
@@ -114,8 +124,12 @@ class Composer:
     def prepare(self, conditions: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Validate and encode raw inputs; an unknown or unloaded modality name is an error."""
         check_modality_names(conditions, list(self.models))
-        return {name: prepare_condition(self.modalities[name], name, raw, self.sample_size)
+        return {name: prepare_condition(self.modalities[name], name, raw, self._condition_size(name))
                 for name, raw in conditions.items()}
+
+    def _condition_size(self, name: str) -> int:
+        """The resolution modality ``name``'s denoiser reads its condition at: the sample's or the image's."""
+        return self.image_size if self.models[name].denoiser.condition_size == "image" else self.sample_size
 
     def generate_tensor(
         self,
@@ -157,6 +171,8 @@ class Composer:
                     corrector_steps=self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps,
                     corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
                 )
+                if self.latent is not None:
+                    x = self.latent.decode(x)
         except (torch.OutOfMemoryError, MemoryError) as exc:
             raise ResourceError(f"out of memory sampling {size} image(s) on {self.device}: ask for fewer images "
                                 "at once (num_images), or use a device with more memory") from exc
@@ -191,7 +207,9 @@ class Composer:
         terms = [self._term(name, cond, shared, weights.get(name), request[name])
                  for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
-        return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+        # denoisers sharing one network (e.g. a UNet read by several ControlNets) run as one batched call
+        predictor = GroupedEps if shares_networks([self.prior, *self.models.values()]) else ComposedEps
+        return predictor(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
 
     def request_settings(self, overlay: Mapping[str, Mapping[str, Any]] | None,
                          given: Mapping[str, Any] | None = None) -> dict[str, ModalityConfig]:
@@ -262,8 +280,8 @@ class Composer:
         scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
         conds = batch[:1] if shared else batch  # a shared condition's map is computed once and broadcast
         maps = [modality.weight_map(c) for c in conds] if setting.weight_map else [None]
-        if maps[0] is not None:  # (B or 1, 1, H, W): broadcast over channels
-            scale = scale * torch.stack(maps).to(self.device, torch.float32)[:, None]
+        if maps[0] is not None:  # (B or 1, 1, H, W): broadcast over channels, area-pooled to latent size
+            scale = scale * pool_weights(torch.stack(maps).to(self.device, torch.float32)[:, None], self.sample_size)
         null = torch.stack([modality.null_condition(c) for c in conds]).expand_as(batch)
         return Term(
             name=name,

@@ -45,6 +45,7 @@ class CompositionConfig:
     name: str = "composition"
     prior: str = MISSING
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
+    vae: str = ""  # an AutoencoderKL folder to sample in the latent space of (empty: the prior's own, if latent)
     scheduler: str = "dpm++"
     steps: int = 25
     # eps_u as a mixture of priors, {name: weight} summing to 1: "prior" and/or modalities (their own

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -28,6 +28,8 @@ class Denoiser(torch.nn.Module, ABC):
     type_name: ClassVar[str]
     sample_size: int
     image_channels: int
+    # the resolution it reads conditions at: its own sample size, or the decoded image's (a latent model's ControlNet)
+    condition_size: ClassVar[Literal["sample", "image"]] = "sample"
 
     @abstractmethod
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...

@@ -23,7 +23,7 @@ from mcdm.errors import PluginError, UnknownNameError
 ENTRY_POINT_GROUP = "mcdm"
 DEFAULT_PLUGINS = ("mcdm.denoisers",)
 # mcdm's own modality plugins, loaded before any other: their names are never taken over
-BUILTIN_DISTRIBUTIONS = ("mcdm-sketch", "mcdm-segmentation", "mcdm-text", "mcdm-joint")
+BUILTIN_DISTRIBUTIONS = ("mcdm-sketch", "mcdm-segmentation", "mcdm-text", "mcdm-joint", "mcdm-diffusers")
 
 
 @dataclass(frozen=True)

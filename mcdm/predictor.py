@@ -27,7 +27,11 @@ class EpsModel:
         self.alphas_cumprod = alphas_cumprod(model.schedule_config).to(device=device, dtype=torch.float32)
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        out = self.denoiser(x_t, t, cond).float()  # combine and step in fp32 even when the network ran in bf16/fp16
+        return self.from_output(self.denoiser(x_t, t, cond), x_t, t)
+
+    def from_output(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """eps from the network's output for x_t at t (a batched call's share of it: mcdm.grouped)."""
+        out = out.float()  # combine and step in fp32 even when the network ran in bf16/fp16
         if self.prediction is Prediction.EPSILON:
             return out
         return to_eps(out, x_t, self._abar(t, x_t), self.prediction)

@@ -94,7 +94,7 @@ def open_composition(name_or_path: str | os.PathLike, overrides=(), *, require_c
     required = require_checksums or checksums_required_by_env()
     verify_checksums(folder, required=required or not given_by_path(name_or_path))
     config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides)
-    for path in (config.prior, *(m.path for m in config.modalities.values())):
+    for path in (config.prior, *(m.path for m in config.modalities.values()), *([config.vae] if config.vae else [])):
         model_folder = (folder / path).resolve()
         if not model_folder.is_relative_to(folder.resolve()):  # not covered by the composition's SHA256SUMS
             verify_checksums(model_folder, required=required)

@@ -106,7 +106,7 @@ def check_compatible(signatures: list[ModelSignature]) -> None:
         return
     ref = signatures[0]
     for other in signatures[1:]:
-        for field_name in ("num_train_timesteps", "sample_size", "channels", "space"):
+        for field_name in ("space", "num_train_timesteps", "sample_size", "channels"):  # space first: it explains the rest
             a, b = getattr(ref, field_name), getattr(other, field_name)
             if a != b:
                 raise IncompatibleModelsError(

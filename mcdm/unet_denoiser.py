@@ -70,7 +70,8 @@ class ConcatUNetDenoiser(Denoiser):
 
     @classmethod
     def load_weights(cls, folder: Path, config: dict) -> "ConcatUNetDenoiser":
-        component = Path(folder) / UNET_FOLDER
+        # "unet_folder": where a stock diffusers folder keeps its UNet ("." for a bare UNet2DModel folder)
+        component = Path(folder) / str(config.get("unet_folder", UNET_FOLDER))
         safetensors_weights(component, DIFFUSERS_WEIGHTS, CheckpointError)  # diffusers never reaches a pickle
         read_json_object(component / "config.json", CheckpointError)
         unet = UNet2DModel.from_pretrained(component, use_safetensors=True)

@@ -167,6 +167,7 @@ def check_weight_names(weights, conditions) -> None:
 def check_request(folder: Path, config, *, conditions, weights, steps, scheduler, num_images) -> None:
     """What can be checked of a request against a composition's files before its models load."""
     from mcdm.checkpoint import SCHEDULE
+    from mcdm.stock import PIPELINE_SCHEDULE
     from mcdm.readers import read_json_object
     from mcdm.errors import CheckpointError
 
@@ -174,7 +175,10 @@ def check_request(folder: Path, config, *, conditions, weights, steps, scheduler
     check_weight_names(weights, conditions)
     scheduler = check_scheduler_name(config.scheduler if scheduler is None else scheduler)
     prior = folder / config.prior
-    timesteps = read_json_object(prior / SCHEDULE, CheckpointError).get("num_train_timesteps")
+    schedule = prior / SCHEDULE
+    if not schedule.exists() and (prior / PIPELINE_SCHEDULE).exists():  # a stock diffusers pipeline folder
+        schedule = prior / PIPELINE_SCHEDULE
+    timesteps = read_json_object(schedule, CheckpointError).get("num_train_timesteps")
     if isinstance(timesteps, int):
         check_steps(config.steps if steps is None else steps, timesteps, scheduler)
     size = _sample_size_hint(prior)
