@@ -12,14 +12,15 @@ import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
+import warnings
 
 import torch
 
 from mcdm.checkpoint import LoadedModel, load_model
 from mcdm.combine import Baseline, TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig
-from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigError, MCDMError, ResourceError,
-                         UnknownNameError)
+from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigError, MCDMError, NegationWarning,
+                         ResourceError, UnknownNameError)
 from mcdm.grouped import GroupedEps, shares_networks
 from mcdm.latent import LatentSpace, latent_space, load_vae, pool_weights
 from mcdm.plugins import PluginSet, make_plugin_manager
@@ -278,6 +279,11 @@ class Composer:
         modality = self.modalities[name]
         batch = batch.to(self.device)
         scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
+        if scale < 0 and setting.baseline == Baseline.SHARED:
+            warnings.warn(NegationWarning(
+                f"{name!r} at weight {scale:g} against the shared prior also subtracts its model's gap from the prior "
+                "(eps_i(null) - eps_u), which can break the images (docs/method.md, NOT); its own baseline negates "
+                f"the condition alone: baseline: own (--set modalities.{name}.baseline=own)"), stacklevel=4)
         conds = batch[:1] if shared else batch  # a shared condition's map is computed once and broadcast
         maps = [modality.weight_map(c) for c in conds] if setting.weight_map else [None]
         if maps[0] is not None:  # (B or 1, 1, H, W): broadcast over channels, area-pooled to latent size

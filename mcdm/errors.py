@@ -58,3 +58,8 @@ class TrainingError(MCDMError):
 
 class UnverifiedModelWarning(UserWarning):
     """A model folder loaded without a complete SHA256SUMS (given by path; refused when checksums are required)."""
+
+
+class NegationWarning(UserWarning):
+    """A negative weight (NOT) against the shared prior: it subtracts the model gap eps_i(null) - eps_u as well as
+    the condition's direction, which broke the shipped faces; the own baseline subtracts the condition alone."""

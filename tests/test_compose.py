@@ -11,7 +11,8 @@ from mcdm.checkpoint import load_model
 from mcdm.combine import Baseline
 from mcdm.compose import Composer
 from mcdm.config import ModalityConfig
-from mcdm.errors import CheckpointError, ConditionError, ConfigError, IncompatibleModelsError, UnknownNameError
+from mcdm.errors import (CheckpointError, ConditionError, ConfigError, IncompatibleModelsError, NegationWarning,
+                         UnknownNameError)
 from mcdm.predictor import EpsModel
 
 MAPS = {name: np.random.default_rng(i).random((SIZE, SIZE)) for i, name in enumerate(("toy_a", "toy_b", "toy_c", "toy_d"))}
@@ -90,7 +91,15 @@ def test_weights_change_the_output_and_negation_is_accepted(toy_composer):
     conds = {"toy_a": MAPS["toy_a"]}
     base = generate(composer, conds)
     assert not torch.allclose(base, generate(composer, conds, weights={"toy_a": 3.0}))
-    assert not torch.allclose(base, generate(composer, conds, weights={"toy_a": -1.0}))
+    with pytest.warns(NegationWarning, match="'toy_a' at weight -1 against the shared prior"):
+        assert not torch.allclose(base, generate(composer, conds, weights={"toy_a": -1.0}))
+
+
+def test_negation_against_its_own_baseline_does_not_warn(toy_composer, recwarn):
+    composer = toy_composer(names=("toy_a",))
+    generate(composer, {"toy_a": MAPS["toy_a"]}, weights={"toy_a": -1.0}, settings={"toy_a": {"baseline": "own"}})
+    generate(composer, {"toy_a": MAPS["toy_a"]}, weights={"toy_a": 2.0})
+    assert not [w for w in recwarn if issubclass(w.category, NegationWarning)]
 
 
 def test_callback_sees_every_step(toy_composer):

@@ -349,20 +349,19 @@ def markdown_table(results: dict) -> str:
 
 
 def write_results(results: dict, out: Path, examples: int = 8, table=markdown_table) -> None:
-    """results.json, results.md (``table(results)``), samples.png (one line per row: its first ``examples`` samples),
+    """results.json, results.md (``table(results)``), samples.png (one line per row, its name at the left: its first
+    ``examples`` samples, at twice their size),
     composed_vs_real.png (up to 64 samples of the row with the most modalities beside as many real faces)
     and figures.png (the constraint figures of every row as bars)."""
-    from PIL import Image
-
-    from mcdm.imageio import grid, save_png_atomic
+    from mcdm.imageio import labelled_rows, save_png_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in results.items() if k not in ("samples", "real")}
     (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
     (out / "results.md").write_text(table(results))
-    tiles = [Image.fromarray(image) for images in results["samples"].values() for image in images[:examples]]
     columns = min(examples, min(len(images) for images in results["samples"].values()))
-    save_png_atomic(grid(tiles, columns=columns), out / "samples.png")
+    save_png_atomic(labelled_rows({name: images[:columns] for name, images in results["samples"].items()}),
+                    out / "samples.png")
     bar_chart(results, out / "figures.png")
     widest = max(results["rows"], key=lambda row: len(row["modalities"]))
     save_png_atomic(side_by_side(results["samples"][widest["name"]][:64], results["real"][:64],
