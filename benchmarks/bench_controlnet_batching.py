@@ -1,12 +1,16 @@
 """Seconds per sampling step for N = 1..3 ControlNet terms on one SD-family UNet: batched against one call per term.
 
-    python benchmarks/bench_controlnet_batching.py --repeats 5 --steps 10 --batch 1 --sample 32
+    OMP_NUM_THREADS=1 python benchmarks/bench_controlnet_batching.py --repeats 15 --steps 10 --batch 1 --sample 32
+
+One thread: on a machine whose cores other work shares, several threads wait on each other and the timings
+scatter (docs/benchmarks.md).
 
 Builds tiny random SD-family folders (mcdm_diffusers.testing: a UNet2DConditionModel, CLIP text encoder, VAE and
 three ControlNets), loads them through mcdm's model folders, and samples the same composition (the empty-prompt
 prior plus N ControlNet terms, shared baselines) with two predictors over the same terms, alternating, in one
-process: GroupedEps (one UNet batch of N + 1 and N ControlNet calls per step) and ComposedEps (N + 1 UNet calls
-and N ControlNet calls). Prints a markdown table: the median, minimum and maximum over the repeats.
+process, after one warm-up run of each: GroupedEps (one UNet batch of N + 1 and N ControlNet calls per step) and
+ComposedEps (N + 1 UNet calls and N ControlNet calls). Prints a markdown table: the median, minimum and maximum
+over the repeats, and the largest difference between the two predictors' eps at one x_t (t = 900 and 100).
 """
 
 import argparse
@@ -73,6 +77,10 @@ def main() -> None:
             predictors = {"batched": GroupedEps(prior, terms, batch_size=args.batch),
                           "one UNet call per term": ComposedEps(prior, terms, batch_size=args.batch)}
             times = {name: [] for name in predictors}
+            x = torch.randn(args.batch, 4, args.sample, args.sample, generator=torch.Generator().manual_seed(2))
+            with torch.inference_mode():  # both paths compute the same eps, at a noisy and a late step
+                gap = max((predictors["batched"](x, t) - predictors["one UNet call per term"](x, t)).abs().max().item()
+                          for t in (torch.tensor(900), torch.tensor(100)))
 
             def run(predictor):
                 scheduler = make_scheduler("ddim", prior_model.schedule_config)
@@ -86,13 +94,14 @@ def main() -> None:
             for _ in range(args.repeats):
                 for name, predictor in predictors.items():
                     times[name].append(run(predictor))
-            rows.append((n, times))
-    print("| ControlNet terms N | batched s/step (min-max) | one UNet call per term s/step (min-max) | ratio |")
-    print("|---|---|---|---|")
-    for n, times in rows:
+            rows.append((n, times, gap))
+    print("| ControlNet terms N | batched s/step (min-max) | one UNet call per term s/step (min-max) | ratio "
+          "| max abs eps difference |")
+    print("|---|---|---|---|---|")
+    for n, times, gap in rows:
         b, s = times["batched"], times["one UNet call per term"]
         print(f"| {n} | {statistics.median(b):.4f} ({min(b):.4f}-{max(b):.4f}) | {statistics.median(s):.4f} "
-              f"({min(s):.4f}-{max(s):.4f}) | {statistics.median(s) / statistics.median(b):.2f} |")
+              f"({min(s):.4f}-{max(s):.4f}) | {statistics.median(s) / statistics.median(b):.2f} | {gap:.1e} |")
     print(f"\nMachine: {cpu_model()}, torch threads {torch.get_num_threads()}, python {platform.python_version()}, "
           f"torch {torch.__version__}, diffusers {diffusers.__version__}, transformers {transformers.__version__}. "
           f"{args.repeats} repeats of {args.steps} DDIM steps, batch {args.batch}, latents {args.sample}x{args.sample}.")

@@ -85,6 +85,19 @@ def test_batched_call_gives_the_separate_calls_eps(sd_folders, plugins, one_thre
             assert torch.allclose(batched(x, t), separate(x, t), atol=1e-5, rtol=1e-4)
 
 
+def test_large_latents_decode_in_tiles_and_small_ones_whole(sd_folders, one_thread):
+    space = load_vae(sd_folders / "pipeline" / "vae")
+    vae, factor = space.vae, space.vae.config.scaling_factor
+    large = torch.randn(1, 4, 2 * SAMPLE + 4, 2 * SAMPLE + 4, generator=torch.Generator().manual_seed(3))
+    small = large[..., :SAMPLE, :SAMPLE]
+    with torch.inference_mode():
+        tiled = space.decode(large)  # 72 pixels a side: above twice the VAE's 32
+        assert tiled.shape[-1] == 2 * IMAGE + 8 and torch.allclose(tiled, vae.tiled_decode(large / factor).sample)
+        whole = space.decode(small)  # leaves tiling off: vae.decode below decodes whole images
+        assert torch.allclose(whole, vae.decode(small / factor).sample)
+        assert not torch.allclose(tiled, vae.decode(large / factor).sample, atol=1e-3)  # the tiles show
+
+
 def test_latent_weight_map_is_area_pooled_pixel_weights(sd_folders, plugins):
     c = composer(sd_folders, plugins, names=("segmentation",))
     mask = half_known_mask()
@@ -194,3 +207,29 @@ def test_a_composition_file_generates_from_the_command_line(sd_folders, tmp_path
     assert result.exit_code == 0, result.output
     assert np.asarray(Image.open(out)).shape == (IMAGE, IMAGE, 3)
     assert json.loads((sd_folders / "sketch" / "mcdm.json").read_text())["denoiser"] == "sd_controlnet"
+
+
+def test_the_example_composition_file_generates_with_folders_written_as_the_readme_says(sd_folders, tmp_path):
+    """examples/compositions/sd15-controlnet.yaml over tiny folders written by the README's import commands."""
+    from mcdm_diffusers.folders import main as import_main
+
+    root = tmp_path / "sd15"
+    root.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[3] / "examples" / "compositions" / "sd15-controlnet.yaml",
+                root / "composition.yaml")
+    pipeline = ["--pipeline", str(sd_folders / "pipeline")]
+    for args in (["prior"], ["prompt", "--modality", "prompt"],
+                 ["sketch", "--modality", "sketch", "--controlnet", str(sd_folders / "controlnet-scribble")],
+                 ["segmentation", "--modality", "segmentation", "--control", "palette",
+                  "--controlnet", str(sd_folders / "controlnet-seg")]):
+        result = CliRunner().invoke(import_main, [str(root / args[0]), *pipeline, *args[1:]])
+        assert result.exit_code == 0, result.output
+    Image.fromarray(sketch_image()).save(tmp_path / "sketch.png")
+    Image.fromarray(half_known_mask()[..., 0]).save(tmp_path / "mask.png")
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(cli, ["generate", "--model", str(root), "--steps", "2", "--cond", "prompt=a red cat",
+                                      "--cond", f"sketch={tmp_path / 'sketch.png'}",
+                                      "--cond", f"segmentation={tmp_path / 'mask.png'}", "--num-images", "1",
+                                      "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(out)).shape == (IMAGE, IMAGE, 3)
