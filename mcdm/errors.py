@@ -4,7 +4,8 @@
 class MCDMError(Exception):
     """Base class: something the user can fix (input, checkpoint, plugin, configuration).
 
-    ``usage``: the error is in what the caller passed (the command line exits 2 for these, 1 for the rest).
+    ``usage``: the error is in what the caller asked for (arguments, configuration, inputs); the command line
+    exits 2 for these and 1 for what it found (damaged folders, incompatible models, plugins, divergence, memory).
     """
 
     usage: bool = False
@@ -40,11 +41,11 @@ class IncompatibleModelsError(MCDMError):
 class ConfigError(MCDMError, ValueError):
     """A composition or training configuration that does not validate."""
 
+    usage = True
+
 
 class ArgumentError(ConfigError):
     """An argument of a call or a command (steps, seed, weight, count, device, output path) out of its range."""
-
-    usage = True
 
 
 class ResourceError(MCDMError):

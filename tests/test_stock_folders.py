@@ -78,7 +78,7 @@ def test_stock_prior_composes_with_the_shipped_sketch_model_and_an_imported_unet
     train_stock(tmp_path / "stock-prior")
     mine = train_stock(tmp_path / "my-segmentation", cond_channels=20, seed=1)
     result = run("import", mine, "--modality", "sketch")
-    assert result.exit_code == 1 and "reads 20 condition channel(s)" in result.output and "gives 1" in result.output
+    assert result.exit_code == 2 and "reads 20 condition channel(s)" in result.output and "gives 1" in result.output
     assert not (mine / "mcdm.json").exists()
     result = run("import", mine, "--modality", "segmentation")
     assert result.exit_code == 0, result.output
@@ -107,7 +107,7 @@ def test_import_refuses_what_it_cannot_read(tmp_path, plugins):
     assert "neither a DDPMPipeline" in run("import", tmp_path / "empty").output
     pipeline = train_stock(tmp_path / "ddpm")
     result = run("import", pipeline, "--modality", "text")  # text conditions another denoiser type
-    assert result.exit_code == 1 and "conditions a 'unet_text' denoiser" in result.output
+    assert result.exit_code == 2 and "conditions a 'unet_text' denoiser" in result.output
     assert not (pipeline / "mcdm.json").exists()
     (pipeline / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     with pytest.raises(CheckpointError, match="StableDiffusionPipeline folder without an mcdm.json"):

@@ -226,7 +226,7 @@ def test_orphan_partial_folders_are_removed_and_live_ones_kept(tmp_path):
 )
 def test_each_bad_training_value_is_one_line_before_any_work(tmp_path, override, message):
     result = CliRunner().invoke(cli, ["train", str(tiny_yaml(tmp_path)), f"out={tmp_path / 'run'}", *TINY, override])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # what was asked for is at fault
     assert message in result.output and result.output.strip().count("\n") == 0, result.output
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -234,7 +234,7 @@ def test_each_bad_training_value_is_one_line_before_any_work(tmp_path, override,
 def test_an_unwritable_run_folder_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
     result = CliRunner().invoke(cli, ["train", str(tiny_yaml(tmp_path)), f"out={tmp_path / 'file' / 'run'}", *TINY])
-    assert result.exit_code == 1 and "cannot be written: Not a directory" in result.output
+    assert result.exit_code == 2 and "cannot be written: Not a directory" in result.output
 
 
 KILLED_AT_CHECKPOINT = """
