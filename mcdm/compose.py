@@ -84,7 +84,7 @@ class Composer:
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
         # latent models: sample in the VAE's space, decode once at the end in the prior's dtype
-        self.latent = latent_space(prior, vae, next(prior.denoiser.parameters()).dtype)
+        self.latent = latent_space(prior, vae, _weights_dtype(prior.denoiser))
         if self.latent is not None:
             self.latent.vae.to(self.device)
         self.image_size = self.sample_size * (self.latent.scale if self.latent is not None else 1)
@@ -110,7 +110,7 @@ class Composer:
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
                   "prior_mixture": dict(config.prior_mixture), **kwargs}
         if config.vae:
-            kwargs.setdefault("vae", load_vae(root / config.vae, next(prior.denoiser.parameters()).dtype))
+            kwargs.setdefault("vae", load_vae(root / config.vae, _weights_dtype(prior.denoiser)))
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
                    plugins=plugins, **kwargs)
 
@@ -367,3 +367,8 @@ def to_pil(images: torch.Tensor) -> list:
 
     arrays = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
+
+
+def _weights_dtype(denoiser: torch.nn.Module) -> torch.dtype:
+    """The dtype of a denoiser's weights, the VAE's for a latent prior (fp32 for one without any, e.g. analytic)."""
+    return next((p.dtype for p in denoiser.parameters()), torch.float32)
