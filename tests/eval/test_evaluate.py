@@ -73,18 +73,21 @@ def test_the_sketch_gap_credits_a_face_s_own_sketch_and_not_any_face_outline():
 def test_modality_drops_subtract_the_row_without_each_modality_in_the_same_form():
     def row(modalities, baseline, **figures):
         base = {"mask_iou": 0.5, "edge_f1": 0.9, "sketch_gap": 0.2, "sketch_gap.sd": 0.05, "attribute_accuracy": 0.7,
-                "fd": 20.0}
+                "fd": 20.0, "sketch_gap.faces": [0.1, 0.3]}
         return {"name": "", "modalities": modalities, "baseline": baseline, "figures": {**base, **figures}}
 
     results = {"rows": [row(("sketch", "text"), "shared"), row(("sketch",), "shared", attribute_accuracy=0.5),
-                        row(("text",), "shared", sketch_gap=0.0), row(("sketch", "text"), "own", mask_iou=0.6),
+                        row(("text",), "shared", sketch_gap=0.0, **{"sketch_gap.faces": [0.1, 0.1]}),
+                        row(("sketch", "text"), "own", mask_iou=0.6),
                         row(("sketch",), "own"), row(("text",), "own", edge_f1=0.8)]}
     drops = {(d["form"], d["dropped"]): d for d in modality_drops(results)}
     assert drops[("shared", "text")]["attribute_accuracy"] == pytest.approx(0.2)
     assert drops[("shared", "sketch")]["sketch_gap"] == pytest.approx(0.2)
+    assert drops[("shared", "sketch")]["sketch_gap.drop_sd"] == pytest.approx(0.1)  # per-face drops 0 and 0.2
     assert drops[("own", "sketch")]["edge_f1"] == pytest.approx(0.1)
     assert drops[("own", "text")]["mask_iou"] == pytest.approx(0.1)
     assert "| own baselines | sketch |" in drops_table(list(drops.values()))
+    assert "| +0.200 (0.100) |" in drops_table([drops[("shared", "sketch")]])
 
 
 def test_negation_rows_give_the_eyeglasses_caption_at_both_signs_and_forms():
@@ -121,7 +124,7 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     def per_attribute(figures):
         return {f for f in figures if f.startswith("attribute_accuracy.")}
 
-    gap = {"sketch_gap", "sketch_gap.sd"}
+    gap = {"sketch_gap", "sketch_gap.sd", "sketch_gap.faces"}
     assert set(results["ceiling"]) - per_attribute(results["ceiling"]) == {*FIGURES, *gap, "fd"}
     for row in [results["ceiling"], *(r["figures"] for r in results["rows"])]:
         assert all(0.0 <= row[f] <= 1.0 for f in [*FIGURES, *per_attribute(row)]) and row["fd"] >= 0.0
