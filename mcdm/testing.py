@@ -187,3 +187,23 @@ class ModalityConformance:
             outputs = [denoiser(x, t, c[None]) for c in conditions]
         assert outputs[0].shape == x.shape
         assert (outputs[0] - outputs[1]).abs().max() > 1e-6
+
+
+def train_tiny(modality: str, out: Path, **denoiser: Any) -> Path:
+    """Two training steps of ``modality``'s denoiser through ``mcdm.train`` (``denoiser``: architecture overrides,
+    e.g. a tiny one); the model folder written."""
+    from mcdm.train import DataConfig, TrainConfig, train
+
+    config = TrainConfig(out=str(out), modality=modality, data=DataConfig(length=8), denoiser=dict(denoiser),
+                         steps=2, batch_size=2, warmup_steps=0, sample_every=0, checkpoint_every=2, log_every=1)
+    return train(config, progress=False)
+
+
+def extend_shipped(folder: Path, models: dict[str, Path]) -> Path:
+    """A composition folder extending the shipped ``synthfaces-32`` with ``models`` ({modality: model folder})."""
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    modalities = {name: {"path": str(Path(path).resolve())} for name, path in models.items()}
+    (folder / "composition.yaml").write_text(yaml.safe_dump({"extends": "synthfaces-32", "modalities": modalities}))
+    return folder
