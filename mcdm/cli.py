@@ -354,10 +354,20 @@ def serve(model, host, port, device):
     run_server(model, host, port, device=device)
 
 
+def _print_train_config(context, _, value):
+    if value:  # the table, generated from mcdm.train.TrainConfig (docs/training.md holds a copy)
+        from mcdm.config_reference import train_table
+
+        click.echo(train_table(), nl=False)
+        context.exit()
+
+
 @cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--resume", is_flag=True, help="Continue from the newest readable checkpoint in the run folder.")
+@click.option("--help-config", is_flag=True, is_eager=True, expose_value=False, callback=_print_train_config,
+              help="Print every configuration key (type, default, what it does) as a Markdown table, and exit.")
 @friendly_errors
 def train(config, overrides, resume):
     """Train one modality's denoiser (or the prior) from a YAML config; runs under accelerate launch too."""
