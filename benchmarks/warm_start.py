@@ -34,7 +34,7 @@ def hair_accuracy(model_folder: Path, prior, judges: Judges, n: int, steps: int)
     faces = SynthFaces(size=32, seed=0, split="test", length=n)
     colours = [face.attributes.hair_color for face in faces]
     images = composer.generate_tensor([{"hair": c} for c in colours], steps=steps, seed=0, progress=False)
-    predicted = judges.attribute.predict(images)
+    predicted = judges.attributes.predict(images)
     return sum(p["hair_color"] == c for p, c in zip(predicted, colours)) / n
 
 
@@ -65,10 +65,12 @@ def main() -> None:
     curves = {}
     for label, start in STARTS.items():
         run = args.out / ("scratch" if start is None else "warm")
-        train(TrainConfig(out=str(run), modality="hair", init_from=None if start is None else str(shipped / start),
-                          data=DataConfig(length=4000), steps=args.steps, batch_size=args.batch_size,
-                          warmup_steps=min(200, args.steps // 5), checkpoint_every=args.every, log_every=args.every,
-                          keep_checkpoints=args.steps // args.every + 1, sample_every=0))
+        if not (run / "model").is_dir():  # a run already trained is scored again, not retrained
+            train(TrainConfig(out=str(run), modality="hair",
+                              init_from=None if start is None else str(shipped / start),
+                              data=DataConfig(length=4000), steps=args.steps, batch_size=args.batch_size,
+                              warmup_steps=min(200, args.steps // 5), checkpoint_every=args.every,
+                              log_every=args.every, keep_checkpoints=args.steps // args.every + 1, sample_every=0))
         seconds = seconds_at(run)
         curves[label] = []
         for step in range(args.every, args.steps + 1, args.every):
