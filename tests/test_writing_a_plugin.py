@@ -90,7 +90,7 @@ def test_the_doc_from_example_plugin_to_composed_image(tmp_path):
     assert leftovers == []
     assert 'tinythumb = "mcdm_tinythumb"' in (copy / "pyproject.toml").read_text()
     assert "GRID = 4 " in (copy / "mcdm_tinythumb" / "modality.py").read_text()
-    assert re.search(r"\d+ passed", output) and " failed" not in output  # the copied conformance tests
+    assert re.search(r"\d+ passed", output) and not re.search(r"\d+ failed", output)  # the copied conformance tests
 
     # found through its entry point, from the temporary site folder only
     mcdm = str(Path(sys.executable).parent / "mcdm")
