@@ -110,7 +110,12 @@ def plugins():
 @click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
 @click.option("--cond", "conds", multiple=True, metavar="NAME=VALUE", help="A condition, e.g. sketch=s.png or text='...'.")
 @click.option("--weight", "weights", multiple=True, metavar="NAME=FLOAT", help="Weight of a modality (negative: NOT).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the composition config, e.g. modalities.text.baseline=own.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override the composition config, e.g. modalities.text.baseline=own (a path: relative to the "
+                   "composition's folder).")
+@click.option("--add-model", "added", multiple=True, metavar="NAME=PATH",
+              help="Add the model folder PATH (relative to the current folder) as modality NAME for this call; a "
+                   "NAME already composed keeps its settings and gets this model.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--scheduler", default=None, help="ddpm, ddim, dpm++ or euler [composition default].")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
@@ -125,8 +130,8 @@ def plugins():
               help="Folder for one PNG per image: 000.png, 001.png, ... (with --out: both).")
 @REQUIRE_CHECKSUMS
 @friendly_errors
-def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, precision, compile_models,
-             out, out_dir, require_checksums):
+def generate(model, conds, weights, overrides, added, steps, scheduler, seed, num_images, device, precision,
+             compile_models, out, out_dir, require_checksums):
     """Generate images from any subset of the composition's modalities."""
     from mcdm.pretrained import open_composition
     from mcdm.validate import (check_device_available, check_device_name, check_name, check_output_file,
@@ -143,6 +148,8 @@ def generate(model, conds, weights, overrides, steps, scheduler, seed, num_image
     if out_dir is not None:
         check_writable_folder(out_dir, "--out-dir")
     device = check_device_name(device)
+    overrides += tuple(f"modalities.{name}.path={Path(path).expanduser().resolve()}"  # absolute: any folder works
+                       for name, path in parse_assignments(added, "--add-model").items())
     folder, config = open_composition(model, overrides, require_checksums=require_checksums)
     check_request(folder, config, conditions=conditions, weights=weight_values, steps=steps, scheduler=scheduler,
                   num_images=num_images)
@@ -347,10 +354,20 @@ def serve(model, host, port, device):
     run_server(model, host, port, device=device)
 
 
+def _print_train_config(context, _, value):
+    if value:  # the table, generated from mcdm.train.TrainConfig (docs/training.md holds a copy)
+        from mcdm.config_reference import train_table
+
+        click.echo(train_table(), nl=False)
+        context.exit()
+
+
 @cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--resume", is_flag=True, help="Continue from the newest readable checkpoint in the run folder.")
+@click.option("--help-config", is_flag=True, is_eager=True, expose_value=False, callback=_print_train_config,
+              help="Print every configuration key (type, default, what it does) as a Markdown table, and exit.")
 @friendly_errors
 def train(config, overrides, resume):
     """Train one modality's denoiser (or the prior) from a YAML config; runs under accelerate launch too."""

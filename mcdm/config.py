@@ -62,8 +62,12 @@ class CompositionConfig:
             raise ArgumentError(f"corrector_size must be a finite number above 0, got {self.corrector_size}")
 
 
-def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
+def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = (), *,
+                data=None) -> T:
     """Schema defaults <- YAML file <- ``key=value`` overrides, validated, returned as the dataclass.
+
+    ``data``: the file's mapping already read (e.g. a composition merged with the one it extends), used instead
+    of reading ``path``, which then only names it in errors.
 
     Every failure is one ConfigError naming the file (and the key, where one is at fault).
     """
@@ -72,7 +76,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequ
         key, sep, _ = str(override).partition("=")
         if not sep or not key.strip():
             raise ArgumentError(f"override {override!r} is not KEY=VALUE (e.g. steps=25)")
-    from_file = read_yaml_mapping(path, ConfigError) if path is not None else None
+    from_file = data if data is not None else read_yaml_mapping(path, ConfigError) if path is not None else None
     try:
         merged = OmegaConf.structured(schema)
         if from_file is not None:

@@ -19,10 +19,35 @@ import torch
 
 
 class Denoiser(torch.nn.Module, ABC):
-    """A noise-prediction network ``forward(x_t, t, cond) -> output`` in its checkpoint's parameterisation.
+    """A noise-prediction network ``forward(x_t, t, cond) -> output``: the contract every denoiser type keeps.
 
-    ``cond`` is a batch of condition tensors from ``Modality.prepare`` (``None`` for an unconditional prior).
-    Subclasses are registered through the ``register_denoisers`` hook under ``type_name``.
+    Registered through the ``register_denoisers`` hook under ``type_name``. ``mcdm.testing.ModalityConformance``
+    checks every point below; ``ConcatUNetDenoiser`` (``mcdm.unet_denoiser``, image-like conditions concatenated
+    to ``x_t``), ``EmbeddingUNetDenoiser`` (``mcdm.embedding_denoiser``, a class label or a vector through an
+    embedding) and ``CrossAttentionDenoiser`` (``mcdm.cross_attention_denoiser``, a token sequence read by
+    cross-attention) keep it already: subclass one of them where the condition is of its kind.
+
+    - Instance attributes: ``sample_size`` and ``image_channels`` (the ``x_t`` it denoises) are set on the
+      instance by ``__init__``, from the network itself, so ``build`` and ``load_weights`` both set them.
+      ``condition_size`` (class attribute): the resolution ``Modality.prepare`` is asked for, ``"sample"`` (its
+      own) or ``"image"`` (the decoded image's, for a latent model reading a full-size control image).
+    - ``x_t``: ``(B, image_channels, sample_size, sample_size)``, float32 (or bf16/fp16 under autocast).
+    - ``t``: a 0-dim tensor while sampling (one timestep for the whole batch; Euler's may be fractional) or a
+      ``(B,)`` integer tensor while training; both must give the same output for the same timesteps.
+    - ``cond``: ``(B, *shape)`` or ``(1, *shape)`` stacked from ``prepare``'s tensors, in ``prepare``'s dtype
+      (long for labels and tokens); a batch of 1 is shared by all B images and must be broadcast. ``None`` only
+      for an unconditional prior.
+    - Output: ``(B, image_channels, sample_size, sample_size)`` in the parameterisation the model was trained
+      in (``mcdm train``'s ``prediction``, stored as ``prediction_type`` in ``mcdm.json``); the engine converts
+      it to eps, so a denoiser never converts.
+    - ``config()`` vs ``build()``: ``build(**arguments)`` makes a freshly initialised network from the
+      modality's ``denoiser_config`` merged with the training configuration's ``denoiser:`` overrides;
+      ``config()`` returns JSON-ready arguments from which ``build(**config())`` makes the same architecture.
+      It is what ``mcdm.json`` stores as ``denoiser_config`` and what ``load_weights`` receives back.
+    - ``save_weights(folder)`` / ``load_weights(folder, config)``: safetensors (and JSON) only.
+    - Optional, for denoisers that share one network (``mcdm.grouped``): ``batch_key``, the same object for all
+      that share it, and ``forward_group(x_t, t, calls)`` giving one output per ``(denoiser, cond)`` call, as
+      separate ``forward`` calls would.
     """
 
     type_name: ClassVar[str]

@@ -10,6 +10,10 @@ The rule, in order:
 4. the source checkout's ``pretrained/<name>``, when mcdm runs from a checkout.
 
 A name found nowhere is a CheckpointError listing every place looked (and whether the variable is set).
+
+A composition may extend another (``extends: synthfaces-32``): the other is found by the same rule (a path
+relative to the extending composition's folder first), its files verified as if it were opened itself, and its
+settings kept wherever the extending file does not change them (``modalities.<m>: null`` removes one).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from mcdm.distributions import install_hint
 from mcdm.errors import CheckpointError
 
 COMPOSITION_FILE = "composition.yaml"
+EXTENDS = "extends"
 ENTRY_POINT_GROUP = "mcdm.pretrained"
 ENV_VAR = "MCDM_PRETRAINED_DIR"
 REPO_PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
@@ -93,9 +98,43 @@ def open_composition(name_or_path: str | os.PathLike, overrides=(), *, require_c
     folder = resolve(name_or_path)
     required = require_checksums or checksums_required_by_env()
     verify_checksums(folder, required=required or not given_by_path(name_or_path))
-    config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides)
+    mapping, verified = _read_composition(folder, required, ())
+    config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides, data=mapping)
     for path in (config.prior, *(m.path for m in config.modalities.values()), *([config.vae] if config.vae else [])):
         model_folder = (folder / path).resolve()
-        if not model_folder.is_relative_to(folder.resolve()):  # not covered by the composition's SHA256SUMS
+        if not any(model_folder.is_relative_to(v) for v in verified):  # not covered by a verified SHA256SUMS
             verify_checksums(model_folder, required=required)
     return folder, config
+
+
+def _read_composition(folder: Path, required: bool, chain: tuple[Path, ...]):
+    """``composition.yaml`` as a mapping with what it extends merged under it (the other's model paths made
+    absolute), and the composition folders whose SHA256SUMS were verified."""
+    from omegaconf import OmegaConf
+
+    from mcdm.checkpoint import verify_checksums
+    from mcdm.errors import ConfigError
+    from mcdm.readers import read_yaml_mapping
+
+    mapping = read_yaml_mapping(folder / COMPOSITION_FILE, ConfigError)
+    parent = mapping.pop(EXTENDS, None)
+    if parent is None:
+        return mapping, [folder.resolve()]
+    where = str(folder / COMPOSITION_FILE)
+    if not isinstance(parent, str) or not parent.strip():
+        raise ConfigError(f"{where!r}: {EXTENDS} must name a composition (a name or a folder), got {parent!r}")
+    by_path = (folder / parent).is_dir() or given_by_path(parent)
+    base = (folder / parent) if (folder / parent).is_dir() else resolve(parent)
+    if base.resolve() in (folder.resolve(), *chain):
+        raise ConfigError(f"{where!r}: {EXTENDS}: {parent!r} extends itself (through {str(base)!r})")
+    verify_checksums(base, required=required or not by_path)
+    inherited, verified = _read_composition(base, required, (*chain, folder.resolve()))
+    inherited = OmegaConf.to_container(inherited)
+    for entry in (inherited, *inherited.get("modalities", {}).values()):
+        for key in ("prior", "path", "vae"):
+            if entry.get(key):  # relative to the extended composition's folder, wherever this one lies
+                entry[key] = str((base / entry[key]).resolve())
+    merged = OmegaConf.merge(OmegaConf.create(inherited), mapping)
+    if "modalities" in merged:
+        merged.modalities = {m: s for m, s in merged.modalities.items() if s is not None}
+    return merged, [*verified, folder.resolve()]

@@ -41,48 +41,66 @@ CACHE_FROM = 5_000  # datasets at least this long are cached on disk rather than
 READERS = {"celebamask-hq": "CelebAMaskHQ", "mm-celeba-hq": "MMCelebAHQ", "folder": "FolderFaces"}
 
 
+def _key(default: Any = MISSING, doc: str = "", *, factory: Any = None):
+    """A configuration key with its one-line description (``mcdm train --help-config`` prints the table)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+# DDPM's linear schedule: its terminal noise level (sigma_max ~ 150) keeps DPM-Solver and Euler stable, where
+# the capped cosine schedule (sigma_max ~ 2e4) amplifies every eps error in their first steps.
+SHIPPED_SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02}
+
+
 @dataclass
 class DataConfig:
-    name: Literal["synthfaces", "celebamask-hq", "mm-celeba-hq", "folder"] = "synthfaces"
-    size: int = 32
-    length: int = 50_000  # synthfaces: training samples (the test split is disjoint; see mcdm.data)
-    seed: int = 0
-    variant: str = "default"  # synthfaces: the distribution the faces are drawn from (mcdm.data.variants)
-    root: str | None = None  # a real dataset's folder (every sample it reads; MM-CelebA-HQ: its train split)
+    name: Literal["synthfaces", "celebamask-hq", "mm-celeba-hq", "folder"] = _key(
+        "synthfaces", "the dataset: the built-in synthetic faces or a real dataset's reader (docs/data.md)")
+    size: int = _key(32, "image size in pixels, 8 to 1024; models compose only at one size")
+    length: int = _key(50_000, "synthfaces: training samples (the test split is disjoint; cached on disk from 5,000)")
+    seed: int = _key(0, "synthfaces: which faces are drawn")
+    variant: str = _key("default", "synthfaces: the distribution the faces are drawn from (mcdm.data.variants)")
+    root: str | None = _key(None, "a real dataset's folder (every sample it reads; MM-CelebA-HQ: its train split)")
 
 
 @dataclass
 class TrainConfig:
-    out: str = MISSING  # run folder: checkpoints, log, sample grids, and the final model
-    modality: str | None = None  # None trains the unconditional prior
-    data: DataConfig = field(default_factory=DataConfig)
-    denoiser: dict[str, Any] = field(default_factory=dict)  # overrides of the modality's default architecture
-    # DDPM's linear schedule: its terminal noise level (sigma_max ~ 150) keeps DPM-Solver and Euler stable, where
-    # the capped cosine schedule (sigma_max ~ 2e4) amplifies every eps error in their first steps.
-    schedule: dict[str, Any] = field(
-        default_factory=lambda: {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4,
-                                 "beta_end": 0.02}
-    )
+    out: str = _key(MISSING, "run folder: checkpoints/, log.csv, samples/ and, at the end, model/ (required)")
+    modality: str | None = _key(None, "the registered modality to train; null trains the unconditional prior")
+    data: DataConfig = _key(doc="the training data (the data.* keys)", factory=DataConfig)
+    denoiser: dict[str, Any] = _key(doc="overrides of the modality's denoiser_config, passed to build() "
+                                        "(e.g. denoiser.block_out_channels=[8,16])", factory=dict)
+    init_from: str | None = _key(None, "warm start: a model folder whose weights (safetensors) the new denoiser "
+                                       "starts from, matched by tensor name and shape; see docs/training.md")
+    schedule: dict[str, Any] = _key(doc="the diffusers noise schedule; the default is the one every shipped model "
+                                        "shares (linear betas 1e-4 to 0.02, 1000 steps), which composing needs",
+                                    factory=lambda: dict(SHIPPED_SCHEDULE))
     # v = sqrt(abar) eps - sqrt(1 - abar) x0: at high noise the network predicts the image, not the noise, so
     # its errors are not multiplied by sqrt(1 - abar) / sqrt(abar) (~150) on the way to x0, which made the
     # deterministic samplers (DDIM without clipping, DPM-Solver, Euler) diverge on briefly trained eps models.
-    prediction: Prediction = Prediction.V
-    steps: int = 10_000
-    batch_size: int = 32  # per process
-    grad_accum: int = 1
-    lr: float = 3e-4
-    lr_schedule: Literal["constant", "cosine"] = "cosine"
-    warmup_steps: int = 200
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    condition_dropout: float = 0.1
-    mixed_precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    sample_every: int = 1000
-    log_every: int = 25
-    seed: int = 0
-    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    prediction: Prediction = _key(Prediction.V, "what the network predicts: v_prediction (the shipped models'), "
+                                                "epsilon or sample; the engine converts to eps when composing")
+    steps: int = _key(10_000, "optimiser steps (the shipped recipe: 5000 at batch 32)")
+    batch_size: int = _key(32, "images per step and process")
+    grad_accum: int = _key(1, "micro-batches accumulated per optimiser step (effective batch: batch_size x this)")
+    lr: float = _key(3e-4, "AdamW learning rate after warm-up")
+    lr_schedule: Literal["constant", "cosine"] = _key("cosine", "after warm-up: constant, or cosine decay to 0")
+    warmup_steps: int = _key(200, "linear learning-rate warm-up steps")
+    weight_decay: float = _key(0.0, "AdamW weight decay")
+    ema_decay: float = _key(0.999, "EMA decay of the saved model; it warms up as min(ema_decay, (1 + step) / "
+                                   "(10 + step)), so early averages are not the random initial weights")
+    condition_dropout: float = _key(0.1, "probability of training on the null condition (what baseline: own and "
+                                         "condition dropout need)")
+    mixed_precision: Literal["fp32", "bf16", "fp16"] = _key("fp32", "autocast precision; bf16 pays off on a GPU, "
+                                                                   "fp32 is usually faster on a CPU")
+    checkpoint_every: int = _key(500, "steps between resumable checkpoints (and at the last step)")
+    keep_checkpoints: int = _key(3, "checkpoints kept; older ones are removed")
+    sample_every: int = _key(1000, "steps between sample grids under samples/; 0: none")
+    log_every: int = _key(25, "steps between rows of log.csv (step, loss, lr, seconds)")
+    seed: int = _key(0, "initial weights and every batch (a pure function of seed and step: resuming repeats them)")
+    threads: int = _key(0, "torch CPU threads; 0 keeps torch's default (all cores); the shipped runs used 1 or 2, "
+                           "several runs sharing one machine")
 
 
 class TrainState:
@@ -161,6 +179,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                           f"denoiser: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
                           ) from exc
     _check_runs(denoiser, data, modality, config)
+    if config.init_from and not resume:  # a resumed run's checkpoint holds the weights
+        from mcdm.warm_start import warm_start
+
+        report = warm_start(denoiser, Path(config.init_from).expanduser(), plugins, schedule=dict(config.schedule),
+                            prediction=config.prediction)
+        if accelerator.is_main_process and progress:
+            print(report)
     ema = copy.deepcopy(denoiser).requires_grad_(False)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))

@@ -37,25 +37,12 @@ class ConcatUNetDenoiser(Denoiser):
         attention: bool = True,
         **_: Any,
     ) -> "ConcatUNetDenoiser":
-        depth = len(block_out_channels)
-        down = ["DownBlock2D"] * depth
-        up = ["UpBlock2D"] * depth
-        if attention:  # attention at the lowest resolution only: cheap at 32x32
-            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
-        unet = UNet2DModel(
-            sample_size=sample_size,
-            in_channels=image_channels + cond_channels,
-            out_channels=image_channels,
-            block_out_channels=tuple(block_out_channels),
-            layers_per_block=layers_per_block,
-            down_block_types=tuple(down),
-            up_block_types=tuple(up),
-            norm_num_groups=min(8, min(block_out_channels)),
-        )
+        unet = make_unet2d(sample_size, image_channels + cond_channels, image_channels, block_out_channels,
+                           layers_per_block, attention)
         return cls(unet, cond_channels)
 
     def config(self) -> dict:
-        return {"cond_channels": self.cond_channels}
+        return {**unet2d_arguments(self.unet), "cond_channels": self.cond_channels}
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         if self.cond_channels:
@@ -76,3 +63,36 @@ class ConcatUNetDenoiser(Denoiser):
         read_json_object(component / "config.json", CheckpointError)
         unet = UNet2DModel.from_pretrained(component, use_safetensors=True)
         return cls(unet, int(config.get("cond_channels", 0)))
+
+
+def make_unet2d(sample_size: int, in_channels: int, out_channels: int, block_out_channels, layers_per_block: int,
+                attention: bool, **extra: Any) -> UNet2DModel:
+    """The UNet2DModel of the built-in denoisers; ``extra``: more UNet2DModel arguments (a class embedding)."""
+    depth = len(block_out_channels)
+    down = ["DownBlock2D"] * depth
+    up = ["UpBlock2D"] * depth
+    if attention:  # attention at the lowest resolution only: cheap at 32x32
+        down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+    return UNet2DModel(
+        sample_size=sample_size,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        block_out_channels=tuple(block_out_channels),
+        layers_per_block=layers_per_block,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        norm_num_groups=min(8, min(block_out_channels)),
+        **extra,
+    )
+
+
+def unet2d_arguments(unet: UNet2DModel) -> dict:
+    """The ``make_unet2d`` arguments a UNet2DModel was built with, JSON-ready (the image-size part of config())."""
+    cfg = unet.config
+    return {
+        "sample_size": int(cfg.sample_size),
+        "image_channels": int(cfg.out_channels),
+        "block_out_channels": [int(c) for c in cfg.block_out_channels],
+        "layers_per_block": int(cfg.layers_per_block),
+        "attention": "AttnDownBlock2D" in cfg.down_block_types,
+    }

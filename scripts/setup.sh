@@ -9,7 +9,7 @@ packages=(torch==2.14.1 torchvision==0.29.1 -e ".[serve]" -e plugins/mcdm-sketch
 if [[ "${1:-}" == "--test" ]]; then
   packages=(torch==2.14.1 torchvision==0.29.1 -e ".[test,serve]" -e plugins/mcdm-sketch -e plugins/mcdm-segmentation
             -e plugins/mcdm-text -e plugins/mcdm-joint -e "plugins/mcdm-diffusers[sd]" -e tests/plugins/mcdm-toy
-            -e examples/plugins/mcdm-thumbnail)
+            -e examples/plugins/mcdm-thumbnail -e examples/plugins/mcdm-hair -e examples/plugins/mcdm-tags)
 fi
 # The page's browser test drives Debian's chromium (never a browser download); it skips only if none installs.
 if [[ "${1:-}" == "--test" ]] && ! command -v chromium > /dev/null && command -v apt-get > /dev/null; then

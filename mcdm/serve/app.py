@@ -416,14 +416,9 @@ def serve(model: str, host: str = "127.0.0.1", port: int = 7860, *, device: str 
         import gradio  # noqa: F401
     except ImportError:
         raise MCDMError("mcdm serve needs Gradio: pip install 'mcdm[serve]'") from None
-    from mcdm.checkpoint import CHECKSUMS, verify_checksums
-    from mcdm.config import load_config
-    from mcdm.pretrained import COMPOSITION_FILE, resolve
+    from mcdm.pretrained import open_composition
 
-    folder = resolve(model)
-    if (folder / CHECKSUMS).is_file():
-        verify_checksums(folder)
-    config = load_config(CompositionConfig, folder / COMPOSITION_FILE)
+    folder, config = open_composition(model)  # checksums verified, what it extends merged in
     composer = Composer.from_config(config, root=folder, device=device)
     workdir = Path(tempfile.mkdtemp(prefix="mcdm-serve-"))
     atexit.register(shutil.rmtree, workdir, True)

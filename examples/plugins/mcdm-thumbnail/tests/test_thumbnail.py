@@ -111,3 +111,20 @@ def test_importing_the_plugin_does_not_import_torch():
 def test_bad_thumbnails(raw, message):
     with pytest.raises(ConditionError, match=f"thumbnail: .*{message}"):
         ThumbnailModality().prepare(raw, size=SIZE)
+
+
+@pytest.mark.filterwarnings("ignore::mcdm.errors.UnverifiedModelWarning")
+def test_trains_and_composes_with_the_shipped_models(tmp_path):
+    from mcdm.compose import Composer
+    from mcdm.demo import EXAMPLES
+    from mcdm.testing import extend_shipped, train_tiny
+
+    model = train_tiny("thumbnail", tmp_path / "run", block_out_channels=[8, 16], layers_per_block=1, attention=False)
+    folder = extend_shipped(tmp_path / "faces", {"thumbnail": model})
+    with pytest.raises(ConditionError, match="thumbnail: .*square"):  # refused before the models load
+        Composer.from_pretrained(folder, conditions={"thumbnail": np.zeros((32, 48, 3), np.uint8)})
+    face = EXAMPLES / "face-0"
+    images = Composer.from_pretrained(folder).generate_tensor(
+        {"thumbnail": face / "reference.png", "segmentation": face / "segmentation.png"}, num_images=2, steps=2,
+        progress=False)
+    assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()

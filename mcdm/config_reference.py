@@ -1,0 +1,78 @@
+"""The ``mcdm train`` configuration reference, generated from the dataclasses (so it cannot go stale).
+
+``mcdm train --help-config`` prints the table; ``python -m mcdm.config_reference docs/training.md`` writes it
+between the markers of that page, and a test fails when the page's copy differs from the dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import re
+import sys
+import types
+import typing
+from pathlib import Path
+
+START, END = "<!-- train-config:start -->", "<!-- train-config:end -->"
+
+
+def rows(schema: type, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) of every key, nested dataclasses as ``data.size``."""
+    hints = typing.get_type_hints(schema)
+    found = []
+    for f in dataclasses.fields(schema):
+        kind, key = hints[f.name], prefix + f.name
+        if dataclasses.is_dataclass(kind):
+            found += rows(kind, key + ".")
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if not f.metadata.get("doc"):
+            raise ValueError(f"configuration key {key!r} has no description (metadata 'doc')")
+        found.append((key, _type_name(kind), _default(default), f.metadata["doc"]))
+    return found
+
+
+def table(schema: type) -> str:
+    lines = ["| key | type | default | what it does |", "|---|---|---|---|"]
+    lines += [f"| `{key}` | {kind} | {default} | {doc} |" for key, kind, default, doc in rows(schema)]
+    return "\n".join(lines) + "\n"
+
+
+def train_table() -> str:
+    from mcdm.train import TrainConfig
+
+    return table(TrainConfig)
+
+
+def with_table(text: str, generated: str) -> str:
+    """``text`` with the part between the markers replaced by ``generated``."""
+    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), flags=re.S)
+    if not pattern.search(text):
+        raise ValueError(f"no {START} ... {END} markers")
+    return pattern.sub(lambda _: f"{START}\n{generated}{END}", text)
+
+
+def _type_name(kind) -> str:
+    if typing.get_origin(kind) is typing.Literal:
+        return " \\| ".join(str(v) for v in typing.get_args(kind))
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return " \\| ".join(str(m.value) for m in kind)
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1:
+        return f"{_type_name(args[0])} or null"
+    return getattr(kind, "__name__", str(kind).replace("typing.", ""))
+
+
+def _default(value) -> str:
+    if value == "???":
+        return "required"
+    if isinstance(value, enum.Enum):
+        value = value.value
+    return f"`{json.dumps(value)}`".replace("|", "\\|")
+
+
+if __name__ == "__main__":
+    page = Path(sys.argv[1])
+    page.write_text(with_table(page.read_text(), train_table()))

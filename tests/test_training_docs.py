@@ -1,0 +1,53 @@
+"""docs/training.md: its key table is the one generated from TrainConfig; the EMA warm-up it states."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mcdm.config_reference import END, START, rows, train_table, with_table
+from mcdm.train import TrainConfig, _ema_update
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "training.md"
+
+
+def test_the_docs_table_is_the_one_generated_from_the_config_dataclasses():
+    text = DOC.read_text()
+    assert with_table(text, train_table()) == text, "run: python -m mcdm.config_reference docs/training.md"
+
+
+def test_every_key_is_in_the_table_with_a_description():
+    keys = {key for key, *_ in rows(TrainConfig)}
+    assert {"schedule", "prediction", "threads", "grad_accum", "keep_checkpoints", "log_every", "weight_decay",
+            "seed", "init_from", "ema_decay", "data.size", "denoiser"} <= keys
+    assert all(doc for *_, doc in rows(TrainConfig))
+
+
+def test_a_key_without_a_description_is_refused():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Undocumented:
+        steps: int = 1
+
+    with pytest.raises(ValueError, match="'steps' has no description"):
+        rows(Undocumented)
+
+
+def test_help_config_prints_the_table():
+    mcdm = str(Path(sys.executable).parent / "mcdm")
+    result = subprocess.run([mcdm, "train", "--help-config"], capture_output=True, text=True, check=True)
+    assert result.stdout == train_table()
+    assert START in DOC.read_text() and END in DOC.read_text()
+
+
+def test_the_ema_warms_up_as_the_docs_state():
+    """decay = min(ema_decay, (1 + step) / (10 + step)): 0.1 after the first step, then towards ema_decay."""
+    model, ema = torch.nn.Linear(1, 1, bias=False), torch.nn.Linear(1, 1, bias=False)
+    for step, decay in [(0, 0.1), (8, 0.5), (9_990, 0.999), (50_000, 0.999)]:
+        ema.weight.data.fill_(0.0)
+        model.weight.data.fill_(1.0)
+        _ema_update(ema, model, 0.999, step)
+        assert ema.weight.item() == pytest.approx(1 - decay, abs=1e-6)  # ema <- decay * ema + (1 - decay) * model
