@@ -20,6 +20,7 @@ from mcdm.combine import Baseline, TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig
 from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigError, MCDMError, ResourceError,
                          UnknownNameError)
+from mcdm.fused import Fuse, fuse_enabled, fusion_groups
 from mcdm.grouped import GroupedEps, shares_networks
 from mcdm.latent import LatentSpace, latent_space, load_vae, pool_weights
 from mcdm.plugins import PluginSet, make_plugin_manager
@@ -54,6 +55,7 @@ class Composer:
         precision: Precision = "fp32",
         compile: bool = False,
         vae: LatentSpace | None = None,
+        fuse: Fuse = "auto",
     ):
         self.plugins = plugins or make_plugin_manager()
         self.device = torch.device(device)
@@ -73,6 +75,9 @@ class Composer:
                 model.denoiser = torch.compile(model.denoiser)
         self.prior = EpsModel(prior, self.device)
         self.models = {name: EpsModel(m, self.device) for name, m in models.items()}
+        # models of one architecture as one vmapped call per step (mcdm.fused); "auto": not on the CPU
+        denoisers = [m.denoiser for m in (self.prior, *self.models.values())]
+        self.fused = fusion_groups(denoisers, compile) if fuse_enabled(fuse, self.device) else {}
         self.modalities = {name: self.plugins.modality(name) for name in models}
         self.settings = {name: (settings or {}).get(name, ModalityConfig(path="")) for name in models}
         self.scheduler_name = scheduler
@@ -107,7 +112,7 @@ class Composer:
                 prepare_condition(plugins.modality(name), name, raw, prior.denoiser.sample_size)
         models = {name: _load_named(root / m.path, plugins, config.name, name) for name, m in config.modalities.items()}
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
-                  "prior_mixture": dict(config.prior_mixture), **kwargs}
+                  "prior_mixture": dict(config.prior_mixture), "fuse": config.fuse, **kwargs}
         if config.vae:
             kwargs.setdefault("vae", load_vae(root / config.vae, next(prior.denoiser.parameters()).dtype))
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
@@ -208,8 +213,9 @@ class Composer:
                  for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
         # denoisers sharing one network (e.g. a UNet read by several ControlNets) run as one batched call
-        predictor = GroupedEps if shares_networks([self.prior, *self.models.values()]) else ComposedEps
-        return predictor(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+        if self.fused or shares_networks([self.prior, *self.models.values()]):
+            return GroupedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture, fused=self.fused)
+        return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
 
     def request_settings(self, overlay: Mapping[str, Mapping[str, Any]] | None,
                          given: Mapping[str, Any] | None = None) -> dict[str, ModalityConfig]:

@@ -9,6 +9,8 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 SIZE = 16
+# The device tests that take one run on: MCDM_TEST_DEVICE=cuda selects the GPU (scripts/device-check.sh)
+TEST_DEVICE = os.environ.get("MCDM_TEST_DEVICE", "cpu")
 # A one-layer text tower for text models built in tests (the vocabulary is open_clip's tokenizer's)
 TINY_TEXT = {"context_length": 64, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
 
