@@ -9,6 +9,7 @@ Modalities left out of ``conditions`` are left out of the composition: partial i
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -92,6 +93,13 @@ class Composer:
         if self.latent is not None:
             self.latent.vae.to(self.device)
         self.image_size = self.sample_size * (self.latent.scale if self.latent is not None else 1)
+
+    def with_fusion(self, fuse: Fuse) -> "Composer":
+        """A composer on the same loaded models and settings whose fused calls follow ``fuse`` (benchmarks)."""
+        variant = copy.copy(self)
+        denoisers = [m.denoiser for m in (self.prior, *self.models.values())]
+        variant.fused = fusion_groups(denoisers) if fuse_enabled(fuse, self.device) else {}
+        return variant
 
     @classmethod
     def from_config(
