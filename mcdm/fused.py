@@ -69,6 +69,9 @@ class FusedUNets:
 
     def forward_group(self, x_t: torch.Tensor, t: torch.Tensor, calls: list[tuple[object, torch.Tensor | None]]):
         """Raw outputs of every ``(denoiser, condition)`` at x_t, t, in one vmapped call."""
+        if len(calls) == 1:  # nothing to fuse with (the prior alone, or one term in its window)
+            denoiser, cond = calls[0]
+            return [denoiser(x_t, t, cond)]
         members = tuple(self.index[id(denoiser)] for denoiser, _ in calls)
         inputs = torch.stack([self._input(x_t, cond) for _, cond in calls])
         return list(self._run(self._stacked(members), inputs, t).unbind(0))
