@@ -42,11 +42,11 @@ class FusedUNets:
         self.index = {id(d): i for i, d in enumerate(denoisers)}
         self.denoisers = [getattr(d, "_orig_mod", d) for d in denoisers]
         self.in_channels = max(int(d.unet.config.in_channels) for d in self.denoisers)
-        self.image_channels = self.denoisers[0].image_channels
         self._weights = [self._padded(d.unet) for d in self.denoisers]
         self._stacks: dict[tuple[int, ...], dict[str, torch.Tensor]] = {}
         # a weightless copy the stacked weights are swapped into; the math attention processor, because
-        # scaled_dot_product_attention has no vmap batching rule on the CPU (vmap would loop over the models)
+        # scaled_dot_product_attention has no vmap batching rule on the CPU (vmap would loop over the models;
+        # these UNets attend at their lowest resolution only, so the math kernel costs little anywhere)
         self._skeleton = copy.deepcopy(self.denoisers[0].unet).to("meta")
         for module in self._skeleton.modules():
             if isinstance(module, Attention):
