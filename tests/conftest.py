@@ -19,6 +19,15 @@ def ddpm_schedule(**overrides) -> dict:
     return {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, **overrides}
 
 
+@pytest.fixture
+def full_fp32():
+    """fp32 without TF32 on a GPU: cuDNN's default TF32 convolutions differ between kernels by ~1e-3."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 @pytest.fixture(scope="session")
 def plugins():
     from mcdm.plugins import make_plugin_manager

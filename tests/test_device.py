@@ -9,6 +9,7 @@ from conftest import SIZE, TEST_DEVICE
 
 MAPS = {name: np.random.default_rng(i).random((SIZE, SIZE)) for i, name in enumerate(("toy_a", "toy_b"))}
 ON_GPU = TEST_DEVICE != "cpu"
+pytestmark = pytest.mark.usefixtures("full_fp32")
 # mean absolute difference from fp32 on the CPU: bf16 keeps 8 bits of mantissa, fp16 11
 TOLERANCE = {"fp32": 1e-4, "bf16": 0.1, "fp16": 0.05}
 

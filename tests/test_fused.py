@@ -7,6 +7,8 @@ import torch
 from conftest import SIZE, TEST_DEVICE
 from mcdm.errors import ConfigError
 
+
+pytestmark = pytest.mark.usefixtures("full_fp32")
 MAPS = {name: np.random.default_rng(i).random((SIZE, SIZE)) for i, name in enumerate(("toy_a", "toy_b", "toy_c"))}
 
 
