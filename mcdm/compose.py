@@ -89,7 +89,8 @@ class Composer:
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
         # latent models: sample in the VAE's space, decode once at the end in the prior's dtype
-        self.latent = latent_space(prior, vae, next(prior.denoiser.parameters()).dtype)
+        # (a denoiser without parameters, such as an analytic expert, decodes in float32)
+        self.latent = latent_space(prior, vae, next(prior.denoiser.parameters(), torch.zeros(())).dtype)
         if self.latent is not None:
             self.latent.vae.to(self.device)
         self.image_size = self.sample_size * (self.latent.scale if self.latent is not None else 1)
