@@ -1,8 +1,10 @@
 """``mcdm bench``: sampling speed of compositions of N = 0..3 modalities, against a hand-written floor.
 
-The floor is the same denoiser calls in a minimal loop (prior + one call per modality, the MCDM sum written
-inline, the same scheduler), with the conditions encoded beforehand. mcdm's overhead is the ratio of the
-two, measured side by side in one process, alternating, the median of ``repeats`` runs each.
+The floor is the same denoiser calls in a minimal loop (prior + one call per modality, each output converted
+to eps as its model's parameterisation says, the MCDM sum written inline, the same scheduler), with the
+conditions encoded beforehand. mcdm runs unfused (one call per model) and fused (models of one architecture
+in one call: mcdm.fused); its overhead is the ratio of the unfused run to the floor, all three measured side
+by side in one process, alternating, the median of ``repeats`` runs each.
 """
 
 from __future__ import annotations
@@ -26,10 +28,15 @@ class Timing:
     steps: int
     mcdm_seconds: float
     floor_seconds: float
+    fused_seconds: float
 
     @property
     def overhead(self) -> float:
         return self.mcdm_seconds / self.floor_seconds - 1
+
+    @property
+    def fused_speedup(self) -> float:
+        return self.mcdm_seconds / self.fused_seconds
 
     @property
     def images_per_second(self) -> float:
@@ -41,26 +48,30 @@ class Timing:
 
     def row(self) -> dict:
         return {**asdict(self), "overhead": self.overhead, "images_per_second": self.images_per_second,
-                "step_ms": self.step_ms}
+                "step_ms": self.step_ms, "fused_speedup": self.fused_speedup}
 
 
 @torch.inference_mode()
 def floor(composer: Composer, conditions: dict[str, torch.Tensor], batch_size: int, steps: int, scheduler: str,
           seed: int) -> torch.Tensor:
-    """The least code that makes the same network calls: eps = eps_u + sum_i (eps_i - eps_u), one step each."""
+    """The least code that makes the same network calls: eps = eps_u + sum_i (eps_i - eps_u), one step each.
+
+    Each call goes through its EpsModel, so a v- or x0-prediction output is converted to eps before the sum.
+    """
     sched = make_scheduler(scheduler, composer.schedule_config)
     sched.set_timesteps(steps)
     generator = torch.Generator().manual_seed(seed)
     size = composer.sample_size
     x = torch.randn(batch_size, composer.channels, size, size, generator=generator) * sched.init_noise_sigma
-    prior = composer.prior.denoiser
-    models = [(composer.models[name].denoiser, cond) for name, cond in conditions.items()]
+    x = x.to(composer.device)
+    prior = composer.prior
+    models = [(composer.models[name], cond.to(composer.device)) for name, cond in conditions.items()]
     for t in sched.timesteps:
         x_in = sched.scale_model_input(x, t)
         eps_u = prior(x_in, t, None)
         eps = eps_u
-        for denoiser, cond in models:
-            eps = eps + (denoiser(x_in, t, cond) - eps_u)
+        for model, cond in models:
+            eps = eps + (model(x_in, t, cond) - eps_u)
         x = sched.step(eps, t, x).prev_sample
     return x
 
@@ -74,7 +85,9 @@ def time_once(fn: Callable[[], object]) -> float:
 def bench(composer: Composer, inputs: dict[str, object], *, batch_sizes: Sequence[int] = (1, 16, 64),
           steps: int = 20, scheduler: str = "ddim", repeats: int = 3, seed: int = 0,
           progress: Callable[[str], None] = print) -> list[Timing]:
-    """Time every prefix of the modalities (N = 0..len) at every batch size, mcdm and floor alternating."""
+    """Time every prefix of the modalities (N = 0..len) at every batch size, mcdm unfused, fused and the floor
+    alternating (``composer``'s own fusion setting is not used: both variants are timed)."""
+    composer, fused = composer.with_fusion("never"), composer.with_fusion("always")
     names = list(inputs)
     timings = []
     for n in range(len(names) + 1):
@@ -84,15 +97,19 @@ def bench(composer: Composer, inputs: dict[str, object], *, batch_sizes: Sequenc
             conds = {k: v.unsqueeze(0).expand(batch, *v.shape) for k, v in prepared.items()}
             run_mcdm = lambda: composer.generate_tensor(given, num_images=batch, steps=steps,  # noqa: E731
                                                         scheduler=scheduler, seed=seed, progress=False)
+            run_fused = lambda: fused.generate_tensor(given, num_images=batch, steps=steps,  # noqa: E731
+                                                      scheduler=scheduler, seed=seed, progress=False)
             run_floor = lambda: floor(composer, conds, batch, steps, scheduler, seed)  # noqa: E731
-            run_mcdm(), run_floor()  # warm-up: allocator, lazy init, text-encoder cache
-            mcdm_times, floor_times = [], []
+            run_mcdm(), run_fused(), run_floor()  # warm-up: allocator, lazy init, text-encoder cache
+            mcdm_times, fused_times, floor_times = [], [], []
             for _ in range(repeats):
                 mcdm_times.append(time_once(run_mcdm))
+                fused_times.append(time_once(run_fused))
                 floor_times.append(time_once(run_floor))
-            timing = Timing(tuple(names[:n]), batch, steps, statistics.median(mcdm_times), statistics.median(floor_times))
+            timing = Timing(tuple(names[:n]), batch, steps, statistics.median(mcdm_times),
+                            statistics.median(floor_times), statistics.median(fused_times))
             progress(f"N={n} batch={batch}: {timing.images_per_second:.2f} images/s, {timing.step_ms:.1f} ms/step, "
-                     f"overhead {100 * timing.overhead:+.1f}%")
+                     f"overhead {100 * timing.overhead:+.1f}%, fused {timing.fused_speedup:.2f}x")
             timings.append(timing)
     return timings
 
@@ -112,13 +129,13 @@ def machine() -> dict:
 
 def markdown(timings: Sequence[Timing], info: dict, command: str) -> str:
     lines = [
-        "| modalities | N | batch | images/s | ms/step | floor ms/step | overhead |",
-        "|---|---|---|---|---|---|---|",
+        "| modalities | N | batch | images/s | ms/step | floor ms/step | overhead | fused ms/step | fused speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for t in timings:
         lines.append(f"| {' + '.join(t.modalities) or 'prior only'} | {len(t.modalities)} | {t.batch_size} | "
                      f"{t.images_per_second:.2f} | {t.step_ms:.1f} | {1000 * t.floor_seconds / t.steps:.1f} | "
-                     f"{100 * t.overhead:+.1f}% |")
+                     f"{100 * t.overhead:+.1f}% | {1000 * t.fused_seconds / t.steps:.1f} | {t.fused_speedup:.2f}x |")
     facts = ", ".join(f"{k} {v}" for k, v in info.items())
     return "\n".join(lines) + f"\n\nMachine: {facts}. Command: `{command}`.\n"
 

@@ -128,14 +128,26 @@ def plugins():
               help="PNG file: one image, or a grid of all of them [mcdm-out.png unless --out-dir is given].")
 @click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for one PNG per image: 000.png, 001.png, ... (with --out: both).")
+@click.option("--requests", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A JSONL file, one request a line (mcdm.batch), generated into --out-dir; resumable, and shared "
+                   "between the processes of accelerate launch or torchrun.")
 @REQUIRE_CHECKSUMS
 @friendly_errors
 def generate(model, conds, weights, overrides, added, steps, scheduler, seed, num_images, device, precision,
-             compile_models, out, out_dir, require_checksums):
+             compile_models, out, out_dir, requests, require_checksums):
     """Generate images from any subset of the composition's modalities."""
     from mcdm.pretrained import open_composition
     from mcdm.validate import (check_device_available, check_device_name, check_name, check_output_file,
                                check_request, check_writable_folder)
+
+    overrides += tuple(f"modalities.{name}.path={Path(path).expanduser().resolve()}"  # absolute: any folder works
+                       for name, path in parse_assignments(added, "--add-model").items())
+    if requests is not None:
+        if conds or weights or out is not None or out_dir is None:
+            raise click.UsageError("--requests takes --out-dir, and its lines give conditions, weights and seeds "
+                                   "(no --cond, --weight or --out)")
+        return _generate_requests(model, requests, overrides, device, precision, compile_models, out_dir,
+                                  require_checksums)
 
     # everything the arguments and the composition's files can tell, before torch or a model loads
     conditions = parse_assignments(conds, "--cond")
@@ -148,8 +160,6 @@ def generate(model, conds, weights, overrides, added, steps, scheduler, seed, nu
     if out_dir is not None:
         check_writable_folder(out_dir, "--out-dir")
     device = check_device_name(device)
-    overrides += tuple(f"modalities.{name}.path={Path(path).expanduser().resolve()}"  # absolute: any folder works
-                       for name, path in parse_assignments(added, "--add-model").items())
     folder, config = open_composition(model, overrides, require_checksums=require_checksums)
     check_request(folder, config, conditions=conditions, weights=weight_values, steps=steps, scheduler=scheduler,
                   num_images=num_images)
@@ -169,6 +179,29 @@ def generate(model, conds, weights, overrides, added, steps, scheduler, seed, nu
         paths = [save_png_atomic(image, out_dir / f"{i:03d}.png") for i, image in enumerate(images)]
         written.append(f"{out_dir}/ ({paths[0].name}" + (f" to {paths[-1].name})" if len(paths) > 1 else ")"))
     click.echo(f"wrote {len(images)} image(s) to {' and '.join(written)}")
+
+
+def _generate_requests(model, requests, overrides, device, precision, compile_models, out_dir, require_checksums):
+    """``generate --requests``: every line checked before a model loads, then this process's share generated."""
+    from mcdm.batch import model_checksums, read_requests, run_requests
+    from mcdm.pretrained import open_composition
+    from mcdm.validate import check_device_available, check_device_name, check_name, check_writable_folder
+
+    check_name(model, "--model")
+    check_writable_folder(out_dir, "--out-dir")
+    device = check_device_name(device)
+    folder, config = open_composition(model, overrides, require_checksums=require_checksums)
+    lines = read_requests(requests, folder, config)
+    check_device_available(device)
+    from mcdm.compose import Composer
+
+    def make_composer(where: str):
+        return Composer.from_config(config, root=folder, device=where, precision=precision, compile=compile_models)
+
+    summary = run_requests(lines, out_dir, make_composer, checksums=model_checksums(folder, config), device=device,
+                           echo=click.echo)
+    click.echo(f"process {summary['process']}/{summary['world_size']}: generated {summary['generated']} of "
+               f"{summary['total']} request(s), {summary['skipped']} already done; manifest: {out_dir / 'manifest.jsonl'}")
 
 
 @cli.command()

@@ -9,6 +9,7 @@ Modalities left out of ``conditions`` are left out of the composition: partial i
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
@@ -21,6 +22,7 @@ from mcdm.combine import Baseline, TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig
 from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigError, MCDMError, NegationWarning,
                          ResourceError, UnknownNameError)
+from mcdm.fused import Fuse, fuse_enabled, fusion_groups
 from mcdm.grouped import GroupedEps, shares_networks
 from mcdm.latent import LatentSpace, latent_space, load_vae, pool_weights
 from mcdm.plugins import PluginSet, make_plugin_manager
@@ -55,6 +57,7 @@ class Composer:
         precision: Precision = "fp32",
         compile: bool = False,
         vae: LatentSpace | None = None,
+        fuse: Fuse = "auto",
     ):
         self.plugins = plugins or make_plugin_manager()
         self.device = torch.device(device)
@@ -74,6 +77,9 @@ class Composer:
                 model.denoiser = torch.compile(model.denoiser)
         self.prior = EpsModel(prior, self.device)
         self.models = {name: EpsModel(m, self.device) for name, m in models.items()}
+        # models of one architecture as one vmapped call per step (mcdm.fused); "auto": not on the CPU
+        denoisers = [m.denoiser for m in (self.prior, *self.models.values())]
+        self.fused = fusion_groups(denoisers, compile) if fuse_enabled(fuse, self.device) else {}
         self.modalities = {name: self.plugins.modality(name) for name in models}
         self.settings = {name: (settings or {}).get(name, ModalityConfig(path="")) for name in models}
         self.scheduler_name = scheduler
@@ -88,6 +94,13 @@ class Composer:
         if self.latent is not None:
             self.latent.vae.to(self.device)
         self.image_size = self.sample_size * (self.latent.scale if self.latent is not None else 1)
+
+    def with_fusion(self, fuse: Fuse) -> "Composer":
+        """A composer on the same loaded models and settings whose fused calls follow ``fuse`` (benchmarks)."""
+        variant = copy.copy(self)
+        denoisers = [m.denoiser for m in (self.prior, *self.models.values())]
+        variant.fused = fusion_groups(denoisers) if fuse_enabled(fuse, self.device) else {}
+        return variant
 
     @classmethod
     def from_config(
@@ -108,7 +121,7 @@ class Composer:
                 prepare_condition(plugins.modality(name), name, raw, prior.denoiser.sample_size)
         models = {name: _load_named(root / m.path, plugins, config.name, name) for name, m in config.modalities.items()}
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
-                  "prior_mixture": dict(config.prior_mixture), **kwargs}
+                  "prior_mixture": dict(config.prior_mixture), "fuse": config.fuse, **kwargs}
         if config.vae:
             kwargs.setdefault("vae", load_vae(root / config.vae, _weights_dtype(prior.denoiser)))
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
@@ -209,8 +222,9 @@ class Composer:
                  for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
         # denoisers sharing one network (e.g. a UNet read by several ControlNets) run as one batched call
-        predictor = GroupedEps if shares_networks([self.prior, *self.models.values()]) else ComposedEps
-        return predictor(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+        if self.fused or shares_networks([self.prior, *self.models.values()]):
+            return GroupedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture, fused=self.fused)
+        return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
 
     def request_settings(self, overlay: Mapping[str, Mapping[str, Any]] | None,
                          given: Mapping[str, Any] | None = None) -> dict[str, ModalityConfig]:

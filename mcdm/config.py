@@ -53,9 +53,12 @@ class CompositionConfig:
     prior_mixture: dict[str, float] = field(default_factory=dict)
     corrector_steps: int = 0  # Langevin steps after each sampler step (mcdm.sampling.langevin_correct)
     corrector_size: float = 0.1
+    fuse: str = "auto"  # models of one architecture as one call per step (mcdm.fused): auto (not on CPU), always, never
 
     def __post_init__(self):
         check_count(self.steps, "steps")
+        if self.fuse not in ("auto", "always", "never"):
+            raise ArgumentError(f"fuse must be auto, always or never, got {self.fuse!r}")
         check_scheduler_name(self.scheduler)
         check_count(self.corrector_steps, "corrector_steps", minimum=0)
         if not (math.isfinite(self.corrector_size) and self.corrector_size > 0):

@@ -4,7 +4,8 @@ Denoisers that share a network (the Stable Diffusion family's UNet, read with a 
 so with ``batch_key``, the same object for all that share it, and evaluate a list of ``(denoiser, condition)``
 in one batch with ``forward_group(x_t, t, calls)``, one output per call. :class:`GroupedEps` computes what
 :class:`~mcdm.predictor.ComposedEps` computes, with those calls merged: N ControlNet terms cost one UNet batch and
-N ControlNet calls per step instead of N + 1 UNet calls.
+N ControlNet calls per step instead of N + 1 UNet calls. Models of one architecture with different weights
+run the same way when ``fused`` (:func:`mcdm.fused.fusion_groups`) holds them: one vmapped call.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ def shares_networks(models: list[EpsModel]) -> bool:
 
 
 class GroupedEps(ComposedEps):
-    """ComposedEps whose network calls are merged by ``batch_key`` (a prior mixture falls back to ComposedEps)."""
+    """ComposedEps whose network calls are merged by ``batch_key`` or fused (a prior mixture falls back to
+    ComposedEps). ``fused``: {id(denoiser): group with ``forward_group``}, from :func:`mcdm.fused.fusion_groups`."""
+
+    def __init__(self, *args, fused: dict | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fused = fused or {}
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.prior_mixture:
@@ -33,7 +39,7 @@ class GroupedEps(ComposedEps):
             calls.append((term.model, term.condition))
             if term.baseline == Baseline.OWN:
                 calls.append((term.model, term.null_condition))
-        outputs = iter(evaluate(calls, x_t, t))
+        outputs = iter(evaluate(calls, x_t, t, self.fused))
         eps_u = next(outputs)
         predictions, baselines = [], []
         for term in active:
@@ -42,19 +48,22 @@ class GroupedEps(ComposedEps):
         return combine(eps_u, predictions, [term.weight for term in active], baselines)
 
 
-def evaluate(calls: list[tuple[EpsModel, torch.Tensor | None]], x_t: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
-    """eps of every ``(model, condition)`` at x_t, t: calls whose denoisers share a ``batch_key`` in one batch."""
+def evaluate(calls: list[tuple[EpsModel, torch.Tensor | None]], x_t: torch.Tensor, t: torch.Tensor,
+             fused: dict | None = None) -> list[torch.Tensor]:
+    """eps of every ``(model, condition)`` at x_t, t: calls whose denoisers share a ``batch_key`` in one batch,
+    calls whose denoisers are in one ``fused`` group in one fused call."""
+    fused = fused or {}
     outputs: list[torch.Tensor | None] = [None] * len(calls)
-    groups: dict[int, list[int]] = {}
+    groups: dict[int, tuple[object, list[int]]] = {}
     for i, (model, cond) in enumerate(calls):
-        key = getattr(model.denoiser, "batch_key", None)
+        group = fused.get(id(model.denoiser))
+        key = getattr(model.denoiser, "batch_key", None) if group is None else group
         if key is None:
             outputs[i] = model(x_t, t, cond)
         else:
-            groups.setdefault(id(key), []).append(i)
-    for members in groups.values():
-        lead = calls[members[0]][0].denoiser
-        raw = lead.forward_group(x_t, t, [(calls[i][0].denoiser, calls[i][1]) for i in members])
+            groups.setdefault(id(key), (group or model.denoiser, []))[1].append(i)
+    for runner, members in groups.values():
+        raw = runner.forward_group(x_t, t, [(calls[i][0].denoiser, calls[i][1]) for i in members])
         for i, out in zip(members, raw):
             outputs[i] = calls[i][0].from_output(out, x_t, t)
     return outputs

@@ -9,12 +9,23 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 SIZE = 16
+# The device tests that take one run on: MCDM_TEST_DEVICE=cuda selects the GPU (scripts/device-check.sh)
+TEST_DEVICE = os.environ.get("MCDM_TEST_DEVICE", "cpu")
 # A one-layer text tower for text models built in tests (the vocabulary is open_clip's tokenizer's)
 TINY_TEXT = {"context_length": 64, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
 
 
 def ddpm_schedule(**overrides) -> dict:
     return {"num_train_timesteps": 1000, "beta_schedule": "linear", "beta_start": 1e-4, "beta_end": 0.02, **overrides}
+
+
+@pytest.fixture
+def full_fp32():
+    """fp32 without TF32 on a GPU: cuDNN's default TF32 convolutions differ between kernels by ~1e-3."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @pytest.fixture(scope="session")

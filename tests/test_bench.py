@@ -18,11 +18,25 @@ def test_floor_computes_what_mcdm_computes(toy_composer):
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("prediction", ["v_prediction", "sample"])
+def test_floor_converts_v_and_x0_outputs_to_eps(make_model, plugins, prediction):
+    from mcdm.checkpoint import load_model
+    from mcdm.compose import Composer
+
+    composer = Composer(load_model(make_model(None, prediction=prediction), plugins),
+                        {"toy_a": load_model(make_model("toy_a", prediction=prediction), plugins)}, plugins=plugins)
+    given = {"toy_a": MAPS["toy_a"]}
+    conds = {k: v.unsqueeze(0).expand(2, *v.shape) for k, v in composer.prepare(given).items()}
+    ours = composer.generate_tensor(given, num_images=2, steps=3, scheduler="ddim", seed=5, progress=False)
+    theirs = floor(composer, conds, 2, 3, "ddim", 5).clamp(-1, 1)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
 def test_bench_times_every_prefix_and_batch(toy_composer):
     composer = toy_composer(names=("toy_a", "toy_b"))
     timings = bench(composer, MAPS, batch_sizes=(1, 2), steps=2, repeats=1, progress=lambda _: None)
     assert [(len(t.modalities), t.batch_size) for t in timings] == [(0, 1), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2)]
-    assert all(t.mcdm_seconds > 0 and t.floor_seconds > 0 for t in timings)
+    assert all(t.mcdm_seconds > 0 and t.floor_seconds > 0 and t.fused_seconds > 0 for t in timings)
     assert "| toy_a + toy_b | 2 | 2 |" in markdown(timings, machine(), "mcdm bench")
 
 

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from conftest import TEST_DEVICE
 from mcdm.combine import Baseline, TimeWindow, combine, mix_priors
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = sorted({"cpu", TEST_DEVICE} | ({"cuda"} if torch.cuda.is_available() else set()))
 
 
 def predictions(n, device, seed=0):
