@@ -18,6 +18,7 @@ from mcdm.checkpoint import CHECKSUMS, LoadedModel, load_model, verify_checksums
 from mcdm.combine import TimeWindow
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
 from mcdm.errors import ConditionError, ConfigError, MCDMError, UnknownNameError
+from mcdm.methods import MethodConfig, TermFacts, Trace, check_method
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import COMPOSITION_FILE, resolve
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
@@ -40,6 +41,7 @@ class Composer:
         corrector_steps: int = 0,
         corrector_size: float = 0.1,
         prior_mixture: Mapping[str, float] | None = None,
+        method: MethodConfig = MethodConfig(),
         plugins: PluginSet | None = None,
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
@@ -69,6 +71,7 @@ class Composer:
         self.default_steps = steps
         self.corrector = {"corrector_steps": corrector_steps, "corrector_size": corrector_size}
         self.prior_mixture = self._check_mixture(dict(prior_mixture or {}))
+        self.method = method
         self.sample_size = prior.denoiser.sample_size
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
@@ -85,7 +88,7 @@ class Composer:
             name: load_model(root / m.path, plugins, name=f"{config.name}/{name}") for name, m in config.modalities.items()
         }
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
-                  "prior_mixture": dict(config.prior_mixture), **kwargs}
+                  "prior_mixture": dict(config.prior_mixture), "method": config.method, **kwargs}
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
                    plugins=plugins, **kwargs)
 
@@ -131,24 +134,32 @@ class Composer:
         callback: StepCallback | None = None,
         corrector_steps: int | None = None,
         corrector_size: float | None = None,
+        method: MethodConfig | None = None,
+        trace: Trace | None = None,
     ) -> torch.Tensor:
         """Images as a (num_images, C, H, W) float tensor in [-1, 1], on the CPU.
 
         ``conditions`` is one mapping for all images (``num_images`` of them, default 1), or a sequence of
         mappings, one per image, all naming the same modalities: every image is sampled in the same batch.
         ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
+        ``method``: particles, balanced AND, OR, MALA (:class:`mcdm.methods.MethodConfig`) [composition default];
+        ``trace`` (a :class:`mcdm.methods.Trace`) records the particles' ESS and MALA's acceptance.
         """
-        predictor = self.predictor(conditions, num_images=num_images, weights=weights)
-        size = predictor.batch_size
+        method = self.method if method is None else method
+        corrector_steps = self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps
+        predictor = self.predictor(conditions, num_images=num_images, weights=weights, particles=method.particles)
+        check_method(method, [_facts(term) for term in predictor.terms], corrector_steps=corrector_steps,
+                     prior_mixture=bool(self.prior_mixture))
+        size = predictor.batch_size // method.particles
         sched = make_scheduler(scheduler or self.scheduler_name, self.schedule_config)
         generator = torch.Generator("cpu").manual_seed(seed)
         with self._autocast():
             x = sample(
                 predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
                 steps=steps or self.default_steps, generator=generator, device=self.device,
-                progress=progress, callback=callback,
-                corrector_steps=self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps,
+                progress=progress, callback=callback, corrector_steps=corrector_steps,
                 corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
+                method=method, trace=trace,
             )
         return x.float().clamp(-1, 1).cpu()
 
@@ -162,14 +173,20 @@ class Composer:
         *,
         num_images: int | None = None,
         weights: Mapping[str, float] | None = None,
+        particles: int = 1,
     ) -> ComposedEps:
-        """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from."""
+        """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from.
+
+        With ``particles`` K, each image's conditions are repeated for its K particles (batch B * K).
+        """
         batch, shared = self._prepare_batch(conditions, num_images)
+        if particles > 1:
+            batch = {name: cond.repeat_interleave(particles, dim=0) for name, cond in batch.items()}
         for name in weights or {}:
             if name not in batch:
                 raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
         terms = [self._term(name, cond, shared, (weights or {}).get(name)) for name, cond in batch.items()]
-        size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
+        size = next(iter(batch.values())).shape[0] if batch else (num_images or 1) * particles
         return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
@@ -226,6 +243,19 @@ class Composer:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def _facts(term: Term) -> TermFacts:
+    """What the method checks need of a term (one look at its weight map per request, not per step)."""
+    weight = term.weight
+    if torch.is_tensor(weight):
+        low, high = float(weight.min()), float(weight.max())
+        flat = weight.reshape(weight.shape[0], -1)
+        varies = bool((flat != flat[:, :1]).any())
+    else:
+        low = high = float(weight)
+        varies = False
+    return TermFacts(term.name, low, high, varies, (term.window.start, term.window.end))
 
 
 def _short(raw: Any) -> str:

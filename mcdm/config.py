@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mcdm.combine import Baseline
 from mcdm.errors import ConfigError
+from mcdm.methods import MethodConfig
 
 T = TypeVar("T")
 
@@ -44,6 +45,8 @@ class CompositionConfig:
     prior_mixture: dict[str, float] = field(default_factory=dict)
     corrector_steps: int = 0  # Langevin steps after each sampler step (mcdm.sampling.langevin_correct)
     corrector_size: float = 0.1
+    # beyond the plain sum: particles, balanced AND, OR, MALA (mcdm.methods.MethodConfig), e.g. method.particles=4
+    method: MethodConfig = field(default_factory=MethodConfig)
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:

@@ -30,3 +30,7 @@ class IncompatibleModelsError(MCDMError):
 
 class ConfigError(MCDMError, ValueError):
     """A composition or training configuration that does not validate."""
+
+
+class MethodError(ConfigError):
+    """A composition method (particles, balanced AND, OR, MALA) that the request's settings or sampler rule out."""
