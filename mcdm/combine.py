@@ -124,13 +124,13 @@ def sum_coefficients(parts: Parts) -> list[torch.Tensor]:
 
 def posterior_weights(logdensities: torch.Tensor, proportions: Sequence[float] | torch.Tensor,
                       temperature: float = 1.0) -> torch.Tensor:
-    """softmax(T log p_j + log pi_j) over j, per sample: (B, M) log-densities, M proportions -> (B, M).
+    """softmax(T log p_j + log pi_j) over j, per sample: (B, M) log-densities, (M,) or (B, M) proportions -> (B, M).
 
     With T = 1 these are the posterior probabilities of the components of sum_j pi_j p_j at x, so
     sum_j rho_j grad log p_j is the mixture's exact score.
     """
     pi = torch.as_tensor(proportions, dtype=logdensities.dtype, device=logdensities.device)
-    return torch.softmax(temperature * logdensities + (pi / pi.sum()).log(), dim=1)
+    return torch.softmax(temperature * logdensities + (pi / pi.sum(dim=-1, keepdim=True)).log(), dim=1)
 
 
 def mix(predictions: Sequence[torch.Tensor], rho: torch.Tensor) -> torch.Tensor:

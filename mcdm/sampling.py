@@ -66,17 +66,20 @@ def sample(
         x = scheduler.step(eps, t, x, generator=generator).prev_sample
         eps_next = None
         if corrector_steps and i + 1 < len(scheduler.timesteps):
-            t_next = scheduler.timesteps[i + 1]
-            abar = float(scheduler.alphas_cumprod[int(t_next)])
-            if method.corrector is Corrector.MALA:
-                x, eps_next = mala_correct(predictor, x, t_next, abar, steps=corrector_steps, size=corrector_size,
-                                           generator=generator, trace=trace)
-            else:
-                x = langevin_correct(predictor, x, t_next, abar, steps=corrector_steps, size=corrector_size,
-                                     generator=generator)
+            x, eps_next = _correct(predictor, scheduler, x, scheduler.timesteps[i + 1], method, trace=trace,
+                                   steps=corrector_steps, size=corrector_size, generator=generator)
         if callback is not None:
             callback(i, t, x)
     return x
+
+
+def _correct(predictor, scheduler, x, t, method: MethodConfig, *, trace: Trace | None, steps: int, size: float,
+             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The corrector steps at the noise level t the sampler step landed on: x and, for MALA, eps*(x)."""
+    abar = float(scheduler.alphas_cumprod[int(t)])
+    if method.corrector is Corrector.MALA:
+        return mala_correct(predictor, x, t, abar, steps=steps, size=size, generator=generator, trace=trace)
+    return langevin_correct(predictor, x, t, abar, steps=steps, size=size, generator=generator), None
 
 
 def check_sde_sampler(scheduler, method: MethodConfig) -> None:
@@ -144,22 +147,16 @@ def sample_sde(
             ess = ess_fraction(logw)
             if trace is not None:
                 trace.ess.append(float(ess.mean()))
-            if bool((ess < method.ess_threshold).any()):  # one host sync per step, only with particles
+            low = ess < method.ess_threshold  # the images whose particles are resampled
+            if bool(low.any()):  # one host sync per step, only with particles
                 chosen = systematic_resample(logw, generator)
-                low = (ess < method.ess_threshold).repeat_interleave(k)
-                x = torch.where(low.view(-1, *[1] * (x.ndim - 1)), x[chosen], x)
-                logw = torch.where((ess < method.ess_threshold)[:, None], torch.zeros_like(logw), logw)
+                x = torch.where(low.repeat_interleave(k).view(-1, *[1] * (x.ndim - 1)), x[chosen], x)
+                logw = torch.where(low[:, None], torch.zeros_like(logw), logw)
                 if trace is not None:
                     trace.resamplings += 1
-        if corrector_steps and not last:
-            t_next = timesteps[i + 1]
-            abar_next = float(scheduler.alphas_cumprod[int(t_next)])
-            if method.corrector is Corrector.MALA:
-                x, _ = mala_correct(predictor, x, t_next, abar_next, steps=corrector_steps, size=corrector_size,
-                                    generator=generator, trace=trace)
-            else:
-                x = langevin_correct(predictor, x, t_next, abar_next, steps=corrector_steps, size=corrector_size,
-                                     generator=generator)
+        if corrector_steps and not last:  # MALA's last prediction is not reused here: the step needs all parts
+            x, _ = _correct(predictor, scheduler, x, timesteps[i + 1], method, trace=trace, steps=corrector_steps,
+                            size=corrector_size, generator=generator)
         if callback is not None:
             callback(i, t, x)
     if k > 1:
@@ -175,8 +172,8 @@ def _method_eps(parts: Parts, method: MethodConfig, logdensity: torch.Tensor | N
     else:
         eps_u = mix_priors(parts.priors, parts.prior_weights)
     if method.combiner is Combiner.OR and n_terms:
-        proportions = parts.sample_weights()[0].tolist()  # scalar weights > 0 (check_method)
-        rho = posterior_weights(logdensity[:, n_priors:n_priors + n_terms], proportions, method.temperature)
+        rho = posterior_weights(logdensity[:, n_priors:n_priors + n_terms], parts.sample_weights(),  # > 0
+                                method.temperature)
         return mix(parts.conditional, rho)
     if method.combiner is Combiner.BALANCED and n_terms:
         kappa = _balanced(parts, method, eps_u, logdensity, step)
