@@ -76,6 +76,17 @@ class MethodConfig:
         return self.combiner is not Combiner.SUM or self.prior_mixing is PriorMixing.OR
 
     @property
+    def label(self) -> str:
+        """The setting that makes this method what it is, for messages."""
+        if self.combiner is not Combiner.SUM:
+            return f"combiner {self.combiner.value!r}"
+        if self.prior_mixing is PriorMixing.OR:
+            return "prior_mixing 'or'"
+        if self.particles > 1:
+            return "particles"
+        return f"corrector {self.corrector.value!r}"
+
+    @property
     def needs_sde(self) -> bool:
         """Whether the method needs the stochastic sampler whose noise matches the forward process."""
         return self.tracks_densities or self.particles > 1
@@ -109,18 +120,18 @@ def check_method(method: MethodConfig, terms: Sequence[TermFacts], *, corrector_
     fixed_field = method.needs_sde or method.corrector is Corrector.MALA
     for term in terms:
         if fixed_field and term.varies_over_pixels:
-            raise MethodError(f"{_name(method)} needs scalar weights, but {term.name!r} has a per-pixel weight "
+            raise MethodError(f"{method.label} needs scalar weights, but {term.name!r} has a per-pixel weight "
                               "map: sum_i W_i grad log p_i is then no density's score (set its weight_map: false)")
     if method.tracks_densities:
         if method.particles > 1:
             raise MethodError(f"particles reweight towards the fixed geometric mixture of the sum combiner; "
-                              f"{_name(method)} changes the target every step")
+                              f"{method.label} changes the target every step")
         if corrector_steps:
-            raise MethodError(f"corrector steps move x_t at a fixed t, which the log-densities {_name(method)} "
+            raise MethodError(f"corrector steps move x_t at a fixed t, which the log-densities {method.label} "
                               "tracks along the sampler's trajectory cannot follow")
         for term in terms:
             if term.window != (0.0, 1.0):
-                raise MethodError(f"{_name(method)} tracks every model's log-density from t = T, but {term.name!r} "
+                raise MethodError(f"{method.label} tracks every model's log-density from t = T, but {term.name!r} "
                                   f"only speaks in [{term.window[0]}, {term.window[1]}]")
     if method.combiner is not Combiner.SUM:
         for term in terms:
@@ -138,12 +149,3 @@ def check_method(method: MethodConfig, terms: Sequence[TermFacts], *, corrector_
                     f"but {term.name!r} speaks in [{term.window[0]}, {term.window[1]}]: at a window's edge the target "
                     "jumps by w_i log(p_i / b_i), which the scores alone do not give")
 
-
-def _name(method: MethodConfig) -> str:
-    if method.combiner is not Combiner.SUM:
-        return f"combiner {method.combiner.value!r}"
-    if method.prior_mixing is PriorMixing.OR:
-        return "prior_mixing 'or'"
-    if method.particles > 1:
-        return "particles"
-    return f"corrector {method.corrector.value!r}"

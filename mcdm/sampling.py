@@ -87,7 +87,7 @@ def check_sde_sampler(scheduler, method: MethodConfig) -> None:
     from diffusers import DDPMScheduler
 
     if not isinstance(scheduler, DDPMScheduler):
-        raise MethodError(f"{_method_name(method)} needs the ddpm sampler (a stochastic step whose noise matches the "
+        raise MethodError(f"{method.label} needs the ddpm sampler (a stochastic step whose noise matches the "
                           f"forward process); {type(scheduler).__name__} integrates the probability-flow ODE")
 
 
@@ -208,30 +208,6 @@ def _balanced(parts: Parts, method: MethodConfig, eps_u: torch.Tensor, logdensit
     gram = (step.gain / step.sigma) * flat @ flat.transpose(1, 2)
     weights = parts.sample_weights()
     return balanced_weights(free, gram, weights.sum(dim=1), weights)
-
-
-def _method_name(method: MethodConfig) -> str:
-    if method.combiner is not Combiner.SUM:
-        return f"combiner {method.combiner.value!r}"
-    if method.prior_mixing is PriorMixing.OR:
-        return "prior_mixing 'or'"
-    return "particles"
-
-
-def langevin_correct(predictor: Predictor, x: torch.Tensor, t: torch.Tensor, alpha_cumprod: float, *, steps: int,
-                     size: float, generator: torch.Generator) -> torch.Tensor:
-    """Unadjusted Langevin steps on p_t with the (composed) score -eps / sigma_t (Du et al. 2023, ULA).
-
-    Each step is ``x += (eta / 2) * score + sqrt(eta) * z`` with ``eta = size * sigma_t**2``, so ``size`` is
-    a fraction of the noise level's variance whatever t is: the chain leaves p_t unchanged (up to the
-    discretisation error of ``size``) and pulls x towards where every composed model agrees.
-    """
-    sigma = (1.0 - alpha_cumprod) ** 0.5
-    for _ in range(steps):
-        eps = predictor(x, t).to(x.dtype)
-        z = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
-        x = x - 0.5 * size * sigma * eps + (size**0.5) * sigma * z
-    return x
 
 
 def mala_correct(predictor: Predictor, x: torch.Tensor, t: torch.Tensor, alpha_cumprod: float, *, steps: int,
