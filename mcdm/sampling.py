@@ -210,6 +210,22 @@ def _balanced(parts: Parts, method: MethodConfig, eps_u: torch.Tensor, logdensit
     return balanced_weights(free, gram, weights.sum(dim=1), weights)
 
 
+def langevin_correct(predictor: Predictor, x: torch.Tensor, t: torch.Tensor, alpha_cumprod: float, *, steps: int,
+                     size: float, generator: torch.Generator) -> torch.Tensor:
+    """Unadjusted Langevin steps on p_t with the (composed) score -eps / sigma_t (Du et al. 2023, ULA).
+
+    Each step is ``x += (eta / 2) * score + sqrt(eta) * z`` with ``eta = size * sigma_t**2``, so ``size`` is
+    a fraction of the noise level's variance whatever t is: the chain leaves p_t unchanged (up to the
+    discretisation error of ``size``) and pulls x towards where every composed model agrees.
+    """
+    sigma = (1.0 - alpha_cumprod) ** 0.5
+    for _ in range(steps):
+        eps = predictor(x, t).to(x.dtype)
+        z = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+        x = x - 0.5 * size * sigma * eps + (size**0.5) * sigma * z
+    return x
+
+
 def mala_correct(predictor: Predictor, x: torch.Tensor, t: torch.Tensor, alpha_cumprod: float, *, steps: int,
                  size: float, generator: torch.Generator,
                  trace: Trace | None = None) -> tuple[torch.Tensor, torch.Tensor]:
