@@ -6,6 +6,7 @@ A crash, an exception or Ctrl-C leaves the previous folder (or none), never half
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -40,3 +41,36 @@ def atomic_folder(target: str | os.PathLike, *, replace: bool = True) -> Iterato
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def remove_orphans(parent: str | os.PathLike) -> list[Path]:
+    """Delete the temporary folders that writers killed mid-write left in ``parent``; return what was removed.
+
+    A temporary folder's name carries its writer's process id; one whose process is still alive (another
+    run writing beside this one) is left alone.
+    """
+    parent = Path(parent)
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for entry in parent.iterdir():
+        match = _TEMPORARY.match(entry.name)
+        if match and entry.is_dir() and not _alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)-[0-9a-f]{8}\.(partial|old)$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True

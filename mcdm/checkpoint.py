@@ -3,6 +3,7 @@
 Layout of one model folder::
 
     mcdm.json               which denoiser type, which modality (none for a prior), parameterisation, space
+                            (pixel, or latent with its VAE folder: mcdm.latent)
     scheduler_config.json   the diffusers noise schedule the model was trained on
     unet/ ...               the denoiser's own files (diffusers save_pretrained: config.json + safetensors)
 """
@@ -12,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from mcdm.atomic import atomic_folder
-from mcdm.errors import CheckpointError
-from mcdm.schedule import ModelSignature, Prediction, alphas_cumprod
+from mcdm.errors import CheckpointError, UnverifiedModelWarning
+from mcdm.readers import nonfinite_tensor, pickle_files, read_json_object, read_text
+from mcdm.schedule import ModelSignature, Prediction, alphas_cumprod, check_schedule
 
 MANIFEST = "mcdm.json"
 SCHEDULE = "scheduler_config.json"
@@ -35,15 +39,18 @@ class LoadedModel:
     prediction: Prediction
     schedule_config: dict
     space: str = "pixel"
+    vae_folder: Path | None = None  # the AutoencoderKL of a latent model (mcdm.latent)
 
     def signature(self) -> ModelSignature:
+        from mcdm.latent import vae_id
+
         return ModelSignature(
             name=self.name,
             num_train_timesteps=int(self.schedule_config["num_train_timesteps"]),
             alphas_cumprod=alphas_cumprod(self.schedule_config),
             sample_size=self.denoiser.sample_size,
             channels=self.denoiser.image_channels,
-            space=self.space,
+            space=self.space if self.vae_folder is None else f"latent:{vae_id(self.vae_folder)}",
         )
 
 
@@ -81,43 +88,84 @@ def read_manifest(folder: str | os.PathLike) -> dict:
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {str(folder)!r} does not exist")
     path = folder / MANIFEST
-    if not path.is_file():
-        raise CheckpointError(f"{str(folder)!r} is not an mcdm model folder: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(manifest, dict) or "denoiser" not in manifest:
-        raise CheckpointError(f"{str(path)!r} does not name a denoiser type")
+    if not path.exists():
+        raise CheckpointError(f"{str(folder)!r} is not an mcdm model folder: {MANIFEST} is missing (nor is it a "
+                              "stock diffusers DDPMPipeline, DDIMPipeline or UNet2DModel folder)")
+    manifest = read_json_object(path, CheckpointError)
+    if not isinstance(manifest.get("denoiser"), str):
+        raise CheckpointError(f"{str(path)!r}: key 'denoiser' must name a denoiser type")
+    if not isinstance(manifest.get("denoiser_config", {}), dict):
+        raise CheckpointError(f"{str(path)!r}: key 'denoiser_config' must be an object")
     return manifest
 
 
+def read_schedule(folder: str | os.PathLike, path: Path | None = None) -> dict:
+    """A model folder's noise schedule (``path``: a stock folder's own), checked to be one diffusers can build."""
+    path = Path(folder) / SCHEDULE if path is None else path
+    if not path.exists():
+        raise CheckpointError(f"{str(folder)!r} has no {SCHEDULE}: the noise schedule it was trained on is unknown")
+    config = read_json_object(path, CheckpointError)
+    check_schedule(config, str(path), CheckpointError)
+    return config
+
+
 def load_model(folder: str | os.PathLike, plugins, *, name: str | None = None, device="cpu") -> LoadedModel:
-    """Load a model folder through the registered denoiser type it names. Only safetensors are read."""
+    """Load a model folder through the registered denoiser type it names. Only safetensors are read.
+
+    A pickle-format file anywhere in the folder is refused before anything is opened, and the weights are
+    checked finite after loading. A stock diffusers folder without an mcdm.json loads as a prior
+    (:mod:`mcdm.stock`).
+    """
+    from mcdm.stock import stock_manifest
+
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    stock = stock_manifest(folder) if folder.is_dir() and not (folder / MANIFEST).exists() else None
+    manifest = read_manifest(folder) if stock is None else stock[0]
+    pickles = pickle_files(folder)
+    if pickles:
+        raise CheckpointError(f"{str(pickles[0])!r} is a pickle-format weight file; mcdm loads safetensors only")
     if not any(folder.rglob("*.safetensors")):
         raise CheckpointError(f"{str(folder)!r} holds no .safetensors weights (pickled checkpoints are not loaded)")
-    schedule_path = folder / SCHEDULE
-    if not schedule_path.is_file():
-        raise CheckpointError(f"{str(folder)!r} has no {SCHEDULE}: the noise schedule it was trained on is unknown")
+    schedule_config = read_schedule(folder, None if stock is None else stock[1])
     try:
         prediction = Prediction(manifest.get("prediction_type", "epsilon"))
     except ValueError as exc:
-        raise CheckpointError(f"{str(folder / MANIFEST)!r}: {exc}") from exc
+        raise CheckpointError(f"{str(folder / MANIFEST)!r}: key 'prediction_type': {exc}") from exc
+    space, vae_folder = _space(folder, manifest)
     denoiser_cls = plugins.denoiser_class(manifest["denoiser"])
     try:
         denoiser = denoiser_cls.load_weights(folder, manifest.get("denoiser_config", {}))
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"cannot load the weights in {str(folder)!r}: {exc}") from exc
+    except CheckpointError:
+        raise
+    except Exception as exc:  # the denoiser type's own code (diffusers, a plugin): still one line naming the folder
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot load the weights in {str(folder)!r}: {first}") from exc
+    bad = nonfinite_tensor(folder)
+    if bad is not None:
+        raise CheckpointError(f"{str(bad[0])!r}: tensor {bad[1]!r} holds NaN or infinite values (a broken model)")
     return LoadedModel(
         name=name or folder.name,
         denoiser=denoiser.to(device).eval().requires_grad_(False),
         modality=manifest.get("modality"),
         prediction=prediction,
-        schedule_config=json.loads(schedule_path.read_text()),
-        space=manifest.get("space", "pixel"),
+        schedule_config=schedule_config,
+        space=space,
+        vae_folder=vae_folder,
     )
+
+
+def _space(folder: Path, manifest: dict) -> tuple[str, Path | None]:
+    """A model's space and, for a latent one, its VAE folder (relative to the model folder)."""
+    space = manifest.get("space", "pixel")
+    if space not in ("pixel", "latent"):
+        raise CheckpointError(f"{str(folder / MANIFEST)!r}: key 'space' must be 'pixel' or 'latent', got {space!r}")
+    if space == "pixel":
+        return space, None
+    vae = manifest.get("vae")
+    if not isinstance(vae, str) or not (folder / vae).is_dir():
+        raise CheckpointError(f"{str(folder / MANIFEST)!r}: a latent model needs key 'vae' naming its AutoencoderKL "
+                              f"folder, got {vae!r}")
+    return space, folder / vae
 
 
 def write_checksums(folder: str | os.PathLike) -> Path:
@@ -129,22 +177,61 @@ def write_checksums(folder: str | os.PathLike) -> Path:
     return path
 
 
-def verify_checksums(folder: str | os.PathLike) -> None:
-    """Raise CheckpointError for any listed file that is missing or whose SHA-256 differs."""
+def checksums_required_by_env() -> bool:
+    """``MCDM_REQUIRE_CHECKSUMS=1``: every folder loaded must carry a SHA256SUMS that lists all its files."""
+    return os.environ.get("MCDM_REQUIRE_CHECKSUMS", "").strip().lower() in {"1", "true", "yes"}
+
+
+def verify_checksums(folder: str | os.PathLike, *, required: bool = True) -> None:
+    """Check every file of ``folder`` against its SHA256SUMS; raise CheckpointError naming the first that fails.
+
+    A listed file that is missing or differs, and a SHA256SUMS that is not a readable, non-empty list, are
+    always errors. A missing SHA256SUMS, and files present but not listed, are errors when ``required`` (a
+    composition found by name, or checksums required by the caller) and one-line warnings otherwise.
+    """
     folder = Path(folder)
     path = folder / CHECKSUMS
-    if not path.is_file():
-        raise CheckpointError(f"{str(folder)!r} has no {CHECKSUMS}")
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        digest, rel = line.split(maxsplit=1)
-        rel = rel.lstrip("*")
+    if not path.exists():
+        _refuse_or_warn(required, f"{str(folder)!r} has no {CHECKSUMS}: its files cannot be verified")
+        return
+    listed = _read_checksums(path)
+    for rel, digest in listed.items():
         target = folder / rel
         if not target.is_file():
             raise CheckpointError(f"{str(target)!r} is listed in {CHECKSUMS} but missing")
         if _sha256(target) != digest:
             raise CheckpointError(f"{str(target)!r} does not match its SHA-256 in {CHECKSUMS} (corrupt or modified)")
+    unlisted = [p for p in _files(folder) if p != path and p.relative_to(folder).as_posix() not in listed]
+    if unlisted:
+        more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
+        _refuse_or_warn(required, f"{str(unlisted[0])!r}{more} not listed in {str(path)!r} (added after it was "
+                                  "written, or tampered with)")
+
+
+def _refuse_or_warn(refuse: bool, message: str) -> None:
+    if refuse:
+        raise CheckpointError(message)
+    warnings.warn(message + "; loading anyway (MCDM_REQUIRE_CHECKSUMS=1 or --require-checksums refuses it)",
+                  UnverifiedModelWarning, stacklevel=3)
+
+
+_CHECKSUM_LINE = re.compile(r"^([0-9a-f]{64}) [ *](.+)$")
+
+
+def _read_checksums(path: Path) -> dict[str, str]:
+    """``sha256sum`` lines as {relative path: digest}; anything else in the file is an error naming the line."""
+    listed: dict[str, str] = {}
+    for number, line in enumerate(read_text(path, CheckpointError).splitlines(), start=1):
+        if not line.strip():
+            continue
+        match = _CHECKSUM_LINE.match(line)
+        rel = match.group(2) if match else ""
+        if not match or rel.startswith("/") or ".." in Path(rel).parts:
+            raise CheckpointError(f"{str(path)!r} line {number} is not '<sha256>  <relative path>': {line[:80]!r}")
+        listed[rel] = match.group(1)
+    if not listed:
+        raise CheckpointError(f"{str(path)!r} lists no files")
+    return listed
 
 
 def _files(folder: Path) -> list[Path]:

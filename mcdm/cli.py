@@ -6,24 +6,66 @@ import functools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
 from mcdm.errors import MCDMError
+from mcdm.eval import MIN_FACES
+from mcdm.seeds import MAX_SEED
+
+
+class OneLineError(click.ClickException):
+    """An error printed as one line, with the exit status its kind calls for (2: usage, 1: runtime)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(" ".join(message.split()))  # a third-party message's newlines would break the one line
+        self.exit_code = exit_code
+
+
+def debug_enabled() -> bool:
+    """``--debug`` or ``MCDM_DEBUG=1``: let tracebacks through."""
+    context = click.get_current_context(silent=True)
+    flag = bool(context and context.find_root().params.get("debug"))
+    return flag or os.environ.get("MCDM_DEBUG", "").strip().lower() in {"1", "true", "yes"}
 
 
 def friendly_errors(command):
-    """Turn MCDMError (bad input, checkpoint, plugin, config) into a one-line message and exit status 1."""
+    """Every failure as one line: MCDMError with exit 2 (what was passed) or 1 (what was found); anything else
+    as one line naming its type, unless debugging."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
         except MCDMError as exc:
-            raise click.ClickException(str(exc)) from exc
+            if debug_enabled():
+                raise
+            raise OneLineError(str(exc), 2 if exc.usage else 1) from exc
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            detail = str(exc).strip() or "no message"
+            raise OneLineError(f"unexpected {type(exc).__name__}: {detail} (MCDM_DEBUG=1 or --debug shows the "
+                               "traceback)", 1) from exc
 
     return wrapper
+
+
+def parse_weights(values: tuple[str, ...]) -> dict[str, float]:
+    from mcdm.validate import check_weight
+
+    weights = {}
+    for name, value in parse_assignments(values, "--weight").items():
+        try:
+            number = float(value)
+        except ValueError:
+            raise click.BadParameter(f"weight of {name!r} is not a number: {value!r}", param_hint="--weight")
+        weights[name] = check_weight(name, number)
+    return weights
 
 
 def parse_assignments(values: tuple[str, ...], option: str) -> dict[str, str]:
@@ -38,9 +80,20 @@ def parse_assignments(values: tuple[str, ...], option: str) -> dict[str, str]:
     return pairs
 
 
+REQUIRE_CHECKSUMS = click.option(
+    "--require-checksums", is_flag=True,
+    help="Refuse model folders without a SHA256SUMS listing every file (always so for compositions found by name).")
+
+
+def one_line_warnings(message, category, filename, lineno, file=None, line=None) -> str:
+    """warnings.formatwarning for the command line: the message alone, no source line."""
+    return f"warning: {message}\n"
+
+
 @click.group()
 @click.version_option(package_name="mcdm")
-def cli():
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors (also MCDM_DEBUG=1).")
+def cli(debug):
     """mcdm: compose independently trained diffusion models (sketch, mask, text, ...) at sampling time."""
 
 
@@ -60,86 +113,118 @@ def plugins():
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the composition config, e.g. modalities.text.baseline=own.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--scheduler", default=None, help="ddpm, ddim, dpm++ or euler [composition default].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--num-images", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="Autocast precision of the networks (bf16/fp16 pay off on a GPU).")
 @click.option("--compile", "compile_models", is_flag=True, help="torch.compile the networks (GPU).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-out.png"), show_default=True,
-              help="PNG file: one image, or a grid of all of them.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG file: one image, or a grid of all of them [mcdm-out.png unless --out-dir is given].")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for one PNG per image: 000.png, 001.png, ... (with --out: both).")
+@REQUIRE_CHECKSUMS
 @friendly_errors
 def generate(model, conds, weights, overrides, steps, scheduler, seed, num_images, device, precision, compile_models,
-             out):
+             out, out_dir, require_checksums):
     """Generate images from any subset of the composition's modalities."""
+    from mcdm.pretrained import open_composition
+    from mcdm.validate import (check_device_available, check_device_name, check_name, check_output_file,
+                               check_request, check_writable_folder)
+
+    # everything the arguments and the composition's files can tell, before torch or a model loads
     conditions = parse_assignments(conds, "--cond")
-    weight_values = {}
-    for name, value in parse_assignments(weights, "--weight").items():
-        try:
-            weight_values[name] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"weight of {name!r} is not a number: {value!r}", param_hint="--weight")
-    if out.suffix.lower() != ".png":
-        raise click.BadParameter(f"{str(out)!r} is not a .png file", param_hint="--out")
+    weight_values = parse_weights(weights)
+    check_name(model, "--model")
+    if out is None and out_dir is None:
+        out = Path("mcdm-out.png")
+    if out is not None:
+        check_output_file(out, ".png", "--out")
+    if out_dir is not None:
+        check_writable_folder(out_dir, "--out-dir")
+    device = check_device_name(device)
+    folder, config = open_composition(model, overrides, require_checksums=require_checksums)
+    check_request(folder, config, conditions=conditions, weights=weight_values, steps=steps, scheduler=scheduler,
+                  num_images=num_images)
+    check_device_available(device)
 
     from mcdm.compose import Composer
     from mcdm.imageio import save_png_atomic, grid
 
-    composer = Composer.from_pretrained(model, overrides, device=device, precision=precision, compile=compile_models)
+    composer = Composer.from_config(config, root=folder, device=device, precision=precision, compile=compile_models,
+                                    conditions=conditions)
     images = composer.generate(conditions, num_images=num_images, steps=steps, seed=seed,
                                scheduler=scheduler, weights=weight_values)
-    save_png_atomic(grid(images), out)
-    click.echo(f"wrote {len(images)} image(s) to {out}")
+    written = []
+    if out is not None:
+        written.append(str(save_png_atomic(grid(images), out)))
+    if out_dir is not None:
+        paths = [save_png_atomic(image, out_dir / f"{i:03d}.png") for i, image in enumerate(images)]
+        written.append(f"{out_dir}/ ({paths[0].name}" + (f" to {paths[-1].name})" if len(paths) > 1 else ")"))
+    click.echo(f"wrote {len(images)} image(s) to {' and '.join(written)}")
 
 
 @cli.command()
 @click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("mcdm-demo.png"), show_default=True)
+@click.option("--inputs", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A folder of face-*/ folders, each with <modality>.png or .txt [the shipped examples].")
 @friendly_errors
-def demo(model, steps, seed, out):
+def demo(model, steps, seed, out, inputs):
     """Compose the shipped models on held-out example inputs: one grid, every subset of the modalities."""
     import time
 
-    from mcdm.demo import run_demo
+    from mcdm.validate import check_output_file
+
+    check_output_file(out, ".png", "--out")
+    from mcdm.demo import EXAMPLES, run_demo
 
     started = time.perf_counter()
-    path = run_demo(model, out, steps=steps, seed=seed)
+    path = run_demo(model, out, steps=steps, seed=seed, examples=inputs or EXAMPLES)
     click.echo(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 
 @cli.command(name="eval")
 @click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
 @click.option("--judges", default="judges-32", show_default=True, help="Judges name or folder.")
-@click.option("--n", type=click.IntRange(min=1), default=64, show_default=True, help="Held-out faces per row.")
+@click.option("--n", type=click.IntRange(min=MIN_FACES), default=64, show_default=True,
+              help=f"Held-out faces per row (at least {MIN_FACES}: the Fréchet distance needs a covariance).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps [composition default].")
 @click.option("--scheduler", default=None, help="ddpm, ddim, dpm++ or euler [composition default].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True)
 @click.option("--reference", type=click.IntRange(min=2), default=1000, show_default=True,
               help="Real held-out faces the Fréchet distance compares with.")
 @click.option("--diversity-samples", type=click.IntRange(min=0), default=4, show_default=True,
               help="Samples per face (for 8 faces) that the diversity figure compares; 0 or 1 leaves it out.")
-@click.option("--rows", "row_set", type=click.Choice(["standard", "partial"]), default="standard", show_default=True,
+@click.option("--rows", "row_set", type=click.Choice(["standard", "partial", "negation"]), default="standard",
+              show_default=True,
               help="standard: the prior, every subset of the modalities; partial: partial inputs and the options.")
 @click.option("--tune", "tune_n", type=click.IntRange(min=0), default=0, show_default=True,
               help="Add a row with weights tuned on this many validation faces (never scored); 0: no tuning.")
 @click.option("--oracle", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A joint model folder (plugins/mcdm-joint) to add as the paired-data oracle's rows.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
+@REQUIRE_CHECKSUMS
 @friendly_errors
-def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, tune_n, oracle, out):
+def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, tune_n, oracle, out,
+             require_checksums):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
-    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, partial_input_rows,
-                                    standard_rows, write_results)
+    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, negation_rows,
+                                    partial_input_rows, standard_rows, write_results)
     from mcdm.eval.judges import Judges
-    from mcdm.pretrained import resolve
+    from mcdm.pretrained import given_by_path, resolve
+    from mcdm.validate import check_scheduler_name, check_writable_folder
 
-    composer = Composer.from_pretrained(model)
-    judge = Judges.load(resolve(judges))
+    check_writable_folder(out, "--out")
+    if scheduler is not None:
+        check_scheduler_name(scheduler)
+    composer = Composer.from_pretrained(model, require_checksums=require_checksums)
+    judge = Judges.load(resolve(judges), require_checksums=require_checksums or not given_by_path(judges))
     modalities = list(composer.models)
-    rows = (standard_rows if row_set == "standard" else partial_input_rows)(modalities)
+    rows = {"standard": standard_rows, "partial": partial_input_rows, "negation": negation_rows}[row_set](modalities)
     tuning = None
     if tune_n:
         from mcdm.eval.tune import tune_weights
@@ -212,6 +297,10 @@ def bench(model, batch_sizes, steps, scheduler, repeats, speed, quality_n, judge
         raise click.BadParameter(f"expected comma-separated integers, got {batch_sizes!r}", param_hint="--batch-sizes")
     if not speed and not quality_n:
         raise click.UsageError("--no-speed leaves nothing to do without --quality-n")
+    from mcdm.validate import check_scheduler_name, check_writable_folder
+
+    check_writable_folder(out, "--out")
+    check_scheduler_name(scheduler)
     composer = Composer.from_pretrained(model)
     out.mkdir(parents=True, exist_ok=True)
     command = "mcdm bench " + " ".join(sys.argv[2:])
@@ -246,6 +335,19 @@ def _bench_speed(composer, sizes, steps, scheduler, repeats, out: Path, command:
 
 
 @cli.command()
+@click.option("--model", default="synthfaces-32", show_default=True, help="Composition name or folder.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 opens it to the network.")
+@click.option("--port", type=click.IntRange(1, 65535), default=7860, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@friendly_errors
+def serve(model, host, port, device):
+    """Serve a page to draw, paint and type the inputs and compose them in the browser (needs mcdm[serve])."""
+    from mcdm.serve.app import serve as run_server
+
+    run_server(model, host, port, device=device)
+
+
+@cli.command()
 @click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--resume", is_flag=True, help="Continue from the newest readable checkpoint in the run folder.")
@@ -257,6 +359,19 @@ def train(config, overrides, resume):
 
     model = run_training(load_config(TrainConfig, config, overrides), resume=resume)
     click.echo(f"trained model written to {model}")
+
+
+@cli.command(name="import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--modality", default=None, help="The modality its conditional UNet serves [none: a prior].")
+@friendly_errors
+def import_folder(folder, modality):
+    """Make a stock diffusers folder (DDPMPipeline, DDIMPipeline, UNet2DModel) an mcdm model folder, in place."""
+    from mcdm.plugins import make_plugin_manager
+    from mcdm.stock import import_folder as run_import
+
+    manifest = run_import(folder, modality, make_plugin_manager())
+    click.echo(f"wrote {manifest}: {folder} serves {f'modality {modality!r}' if modality else 'as a prior'}")
 
 
 def _attach_optional_groups():
@@ -271,6 +386,7 @@ _attach_optional_groups()
 
 def main():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # mcdm never downloads at run time
+    warnings.formatwarning = one_line_warnings
     cli(prog_name="mcdm")
 
 

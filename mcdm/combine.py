@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+if TYPE_CHECKING:  # only tensor methods are called: importing this module (and the configs) needs no torch
+    import torch
 
 
 class Baseline(str, Enum):
@@ -98,6 +99,8 @@ class Parts:
 
     def sample_weights(self) -> torch.Tensor:
         """The terms' weights as one (B, N) tensor of per-sample scalars."""
+        import torch  # lazily, as the module's (see the import at the top)
+
         batch = self.priors[0].shape[0]
         ref = self.priors[0]
         columns = [torch.as_tensor(w, dtype=torch.float32, device=ref.device).reshape(-1)[:1].expand(batch)
@@ -113,6 +116,8 @@ def sum_coefficients(parts: Parts) -> list[torch.Tensor]:
     eps_u's coefficient is 1 minus the shared-baseline weights, split over the priors by pi_j; a term has w_i,
     its own baseline -w_i. So the composed field is the score of prod_j p_j^c_j.
     """
+    import torch
+
     w = parts.sample_weights()
     shared = torch.tensor([b is None for b in parts.baselines], device=w.device)
     prior_share = 1.0 - (w * shared).sum(dim=1)
@@ -129,6 +134,8 @@ def posterior_weights(logdensities: torch.Tensor, proportions: Sequence[float] |
     With T = 1 these are the posterior probabilities of the components of sum_j pi_j p_j at x, so
     sum_j rho_j grad log p_j is the mixture's exact score.
     """
+    import torch
+
     pi = torch.as_tensor(proportions, dtype=logdensities.dtype, device=logdensities.device)
     return torch.softmax(temperature * logdensities + (pi / pi.sum(dim=-1, keepdim=True)).log(), dim=1)
 
@@ -153,6 +160,8 @@ def balanced_weights(predicted: torch.Tensor, gram: torch.Tensor, total: torch.T
     renormalised to ``total``; where gram vanishes (every prediction equal, early steps) or the solve fails,
     ``fallback`` (the composition's weights) is used.
     """
+    import torch
+
     batch, n = predicted.shape
     if n < 2:
         return fallback

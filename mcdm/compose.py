@@ -9,24 +9,33 @@ Modalities left out of ``conditions`` are left out of the composition: partial i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 import torch
 
-from mcdm.checkpoint import CHECKSUMS, LoadedModel, load_model, verify_checksums
-from mcdm.combine import TimeWindow
-from mcdm.config import CompositionConfig, ModalityConfig, load_config
-from mcdm.errors import ConditionError, ConfigError, MCDMError, UnknownNameError
+from mcdm.checkpoint import LoadedModel, load_model
+from mcdm.combine import Baseline, TimeWindow
+from mcdm.config import CompositionConfig, ModalityConfig
+from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigError, MCDMError, ResourceError,
+                         UnknownNameError)
+from mcdm.grouped import GroupedEps, shares_networks
+from mcdm.latent import LatentSpace, latent_space, load_vae, pool_weights
 from mcdm.methods import MethodConfig, TermFacts, Trace, check_method
 from mcdm.plugins import PluginSet, make_plugin_manager
-from mcdm.pretrained import COMPOSITION_FILE, resolve
+from mcdm.pretrained import open_composition
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
 from mcdm.sampling import StepCallback, sample
 from mcdm.schedule import check_compatible, make_scheduler
+from mcdm.seeds import check_seed
+from mcdm.validate import (check_count, check_modality_names, check_name, check_num_images, check_steps, check_weight,
+                           check_weight_names, max_images)
 
 Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+REQUEST_SETTINGS = ("weight", "start", "end", "baseline", "weight_map")
+"""The ModalityConfig fields a request may overlay (``settings=``); ``path`` belongs to the composition."""
 
 
 class Composer:
@@ -46,6 +55,7 @@ class Composer:
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
         compile: bool = False,
+        vae: LatentSpace | None = None,
     ):
         self.plugins = plugins or make_plugin_manager()
         self.device = torch.device(device)
@@ -75,51 +85,54 @@ class Composer:
         self.sample_size = prior.denoiser.sample_size
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
+        # latent models: sample in the VAE's space, decode once at the end in the prior's dtype
+        self.latent = latent_space(prior, vae, next(prior.denoiser.parameters()).dtype)
+        if self.latent is not None:
+            self.latent.vae.to(self.device)
+        self.image_size = self.sample_size * (self.latent.scale if self.latent is not None else 1)
 
     @classmethod
     def from_config(
-        cls, config: CompositionConfig, *, root: str | Path = ".", plugins: PluginSet | None = None, **kwargs: Any
+        cls, config: CompositionConfig, *, root: str | Path = ".", plugins: PluginSet | None = None,
+        conditions: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> "Composer":
-        """Load every model a composition config names (paths relative to ``root``)."""
+        """Load every model a composition config names (paths relative to ``root``).
+
+        ``conditions`` (raw inputs of a request to come) are validated once the prior has loaded, before the
+        modality models, so a bad input costs one model's load time, not all of them.
+        """
         plugins = plugins or make_plugin_manager()
         root = Path(root)
-        prior = load_model(root / config.prior, plugins, name=f"{config.name}/prior")
-        models = {
-            name: load_model(root / m.path, plugins, name=f"{config.name}/{name}") for name, m in config.modalities.items()
-        }
+        prior = _load_named(root / config.prior, plugins, config.name, "prior")
+        if conditions is not None:  # a bad input is refused before the modality models load
+            check_modality_names(conditions, list(config.modalities))
+            for name, raw in conditions.items():
+                prepare_condition(plugins.modality(name), name, raw, prior.denoiser.sample_size)
+        models = {name: _load_named(root / m.path, plugins, config.name, name) for name, m in config.modalities.items()}
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
                   "prior_mixture": dict(config.prior_mixture), "method": config.method, **kwargs}
+        if config.vae:
+            kwargs.setdefault("vae", load_vae(root / config.vae, next(prior.denoiser.parameters()).dtype))
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
                    plugins=plugins, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, overrides: Sequence[str] = (), **kwargs: Any) -> "Composer":
-        """A composition folder (``composition.yaml`` + model folders), found by name or path; checksums verified."""
-        folder = resolve(name_or_path)
-        if (folder / CHECKSUMS).is_file():
-            verify_checksums(folder)
-        config = load_config(CompositionConfig, folder / COMPOSITION_FILE, overrides)
+    def from_pretrained(cls, name_or_path: str | Path, overrides: Sequence[str] = (), *,
+                        require_checksums: bool = False, **kwargs: Any) -> "Composer":
+        """A composition folder (``composition.yaml`` + model folders), found by name or path; checksums verified
+        as :func:`mcdm.pretrained.open_composition` says."""
+        folder, config = open_composition(name_or_path, overrides, require_checksums=require_checksums)
         return cls.from_config(config, root=folder, **kwargs)
 
     def prepare(self, conditions: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Validate and encode raw inputs; an unknown or unloaded modality name is an error."""
-        unknown = [name for name in conditions if name not in self.models]
-        if unknown:
-            raise UnknownNameError(
-                f"no model for modality {unknown[0]!r} in this composition; it has: {', '.join(self.models) or 'none'}"
-            )
-        prepared = {}
-        for name, raw in conditions.items():
-            try:
-                cond = self.modalities[name].prepare(raw, size=self.sample_size)
-            except MCDMError:
-                raise
-            except Exception as exc:  # a plugin that did not validate its input: still name the input
-                raise ConditionError(f"{name}: cannot use {_short(raw)} ({type(exc).__name__}: {exc})") from exc
-            if cond.is_floating_point() and not torch.isfinite(cond).all():
-                raise ConditionError(f"condition {name!r} contains NaN or infinite values")
-            prepared[name] = cond
-        return prepared
+        check_modality_names(conditions, list(self.models))
+        return {name: prepare_condition(self.modalities[name], name, raw, self._condition_size(name))
+                for name, raw in conditions.items()}
+
+    def _condition_size(self, name: str) -> int:
+        """The resolution modality ``name``'s denoiser reads its condition at: the sample's or the image's."""
+        return self.image_size if self.models[name].denoiser.condition_size == "image" else self.sample_size
 
     def generate_tensor(
         self,
@@ -130,6 +143,7 @@ class Composer:
         seed: int = 0,
         scheduler: str | None = None,
         weights: Mapping[str, float] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
         progress: bool = True,
         callback: StepCallback | None = None,
         corrector_steps: int | None = None,
@@ -141,26 +155,45 @@ class Composer:
 
         ``conditions`` is one mapping for all images (``num_images`` of them, default 1), or a sequence of
         mappings, one per image, all naming the same modalities: every image is sampled in the same batch.
+        ``settings`` overlays per-modality settings (``REQUEST_SETTINGS``) on the composition's for this call,
+        e.g. ``{"text": {"weight": -1, "start": 0.2, "baseline": "own"}}``.
         ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
         ``method``: particles, balanced AND, OR, MALA (:class:`mcdm.methods.MethodConfig`) [composition default];
         ``trace`` (a :class:`mcdm.methods.Trace`) records the particles' ESS and MALA's acceptance.
         """
         method = self.method if method is None else method
         corrector_steps = self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps
-        predictor = self.predictor(conditions, num_images=num_images, weights=weights, particles=method.particles)
+        scheduler = self.scheduler_name if scheduler is None else check_name(scheduler, "scheduler")
+        sched = make_scheduler(scheduler, self.schedule_config)
+        steps = check_steps(self.default_steps if steps is None else steps,
+                            int(self.schedule_config["num_train_timesteps"]), scheduler)
+        generator = torch.Generator("cpu").manual_seed(check_seed(seed))
+        self._check_batch_fits(conditions, num_images, method.particles)
+        predictor = self.predictor(conditions, num_images=num_images, weights=weights, settings=settings,
+                                   particles=method.particles)
         check_method(method, [_facts(term) for term in predictor.terms], corrector_steps=corrector_steps,
                      prior_mixture=bool(self.prior_mixture))
         size = predictor.batch_size // method.particles
-        sched = make_scheduler(scheduler or self.scheduler_name, self.schedule_config)
-        generator = torch.Generator("cpu").manual_seed(seed)
-        with self._autocast():
-            x = sample(
-                predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
-                steps=steps or self.default_steps, generator=generator, device=self.device,
-                progress=progress, callback=callback, corrector_steps=corrector_steps,
-                corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
-                method=method, trace=trace,
-            )
+        try:
+            with self._autocast():
+                x = sample(
+                    predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
+                    steps=steps, generator=generator, device=self.device,
+                    progress=progress, callback=callback, corrector_steps=corrector_steps,
+                    corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
+                    method=method, trace=trace,
+                )
+                if self.latent is not None:
+                    x = self.latent.decode(x)
+        except (torch.OutOfMemoryError, MemoryError) as exc:
+            raise ResourceError(f"out of memory sampling {size} image(s) on {self.device}: ask for fewer images "
+                                "at once (num_images), or use a device with more memory") from exc
+        except RuntimeError as exc:
+            if not _is_device_failure(exc):
+                raise
+            first = str(exc).strip().splitlines()[0]
+            raise ResourceError(f"the {self.device} device failed while sampling ({first}); try fewer images or "
+                                "another device") from exc
         return x.float().clamp(-1, 1).cpu()
 
     def generate(self, conditions: Mapping[str, Any] | Sequence[Mapping[str, Any]], **kwargs: Any) -> list:
@@ -173,6 +206,7 @@ class Composer:
         *,
         num_images: int | None = None,
         weights: Mapping[str, float] | None = None,
+        settings: Mapping[str, Mapping[str, Any]] | None = None,
         particles: int = 1,
     ) -> ComposedEps:
         """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from.
@@ -182,12 +216,52 @@ class Composer:
         batch, shared = self._prepare_batch(conditions, num_images)
         if particles > 1:
             batch = {name: cond.repeat_interleave(particles, dim=0) for name, cond in batch.items()}
-        for name in weights or {}:
-            if name not in batch:
-                raise UnknownNameError(f"weight given for {name!r}, which has no condition in this request")
-        terms = [self._term(name, cond, shared, (weights or {}).get(name)) for name, cond in batch.items()]
+        check_weight_names(weights or {}, batch)
+        weights = {name: check_weight(name, w) for name, w in (weights or {}).items()}
+        twice = [name for name in weights if "weight" in (settings or {}).get(name, {})]
+        if twice:
+            raise ConfigError(f"weight of {twice[0]!r} given twice: in weights and in settings")
+        request = self.request_settings(settings, given=batch)
+        terms = [self._term(name, cond, shared, weights.get(name), request[name])
+                 for name, cond in batch.items()]
         size = next(iter(batch.values())).shape[0] if batch else (num_images or 1) * particles
-        return ComposedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+        # denoisers sharing one network (e.g. a UNet read by several ControlNets) run as one batched call
+        predictor = GroupedEps if shares_networks([self.prior, *self.models.values()]) else ComposedEps
+        return predictor(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture)
+
+    def request_settings(self, overlay: Mapping[str, Mapping[str, Any]] | None,
+                         given: Mapping[str, Any] | None = None) -> dict[str, ModalityConfig]:
+        """The composition's modality settings with a request's overlay merged on top, validated.
+
+        Returns new ModalityConfig values (``dataclasses.replace``): the Composer itself never changes.
+        ``given``: the request's conditions; settings for a modality without one are an error, as for weights.
+        """
+        merged = dict(self.settings)
+        for name, changes in (overlay or {}).items():
+            if name not in self.settings:
+                raise UnknownNameError(f"settings given for {name!r}, which is not in this composition; "
+                                       f"it has: {', '.join(self.settings) or 'none'}")
+            if given is not None and name not in given:
+                raise UnknownNameError(f"settings given for {name!r}, which has no condition in this request")
+            unknown = sorted(set(changes) - set(REQUEST_SETTINGS))
+            if unknown:
+                raise ConfigError(f"settings for {name!r}: unknown key {unknown[0]!r}; a request may set "
+                                  f"{', '.join(REQUEST_SETTINGS)}")
+            try:
+                merged[name] = _checked_setting(name, dataclasses.replace(self.settings[name], **changes))
+            except ArgumentError as exc:  # ModalityConfig's own check of the weight and the window
+                raise ArgumentError(f"settings for {name!r}: {exc}") from None
+        return merged
+
+    def _check_batch_fits(self, conditions, num_images: int | None, particles: int = 1) -> None:
+        """Refuse, before any tensor is built, a batch that cannot fit in memory (each image's ``particles``)."""
+        if isinstance(conditions, Mapping):
+            size, names = (1 if num_images is None else check_count(num_images, "num_images")), list(conditions)
+        else:
+            _check_per_image(conditions)
+            size, names = len(conditions), list(conditions[0])
+        own = sum(1 for name in names if name in self.settings and self.settings[name].baseline is Baseline.OWN)
+        check_num_images(size, max(1, max_images(self.sample_size, self.channels, 1 + len(names) + own) // particles))
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
         unknown = [name for name in mixture if name != PRIOR and name not in self.models]
@@ -200,15 +274,13 @@ class Composer:
 
     def _prepare_batch(self, conditions, num_images: int | None) -> tuple[dict[str, torch.Tensor], bool]:
         """Condition batches (B, ...) per modality, and whether every image shares one condition."""
-        if num_images is not None and num_images < 1:
-            raise ConfigError(f"num_images must be at least 1, got {num_images}")
+        if num_images is not None:
+            check_count(num_images, "num_images")
         if isinstance(conditions, Mapping):
             count = num_images or 1
             prepared = self.prepare(conditions)
             return {n: c.unsqueeze(0).expand(count, *c.shape) for n, c in prepared.items()}, True
-        per_image = list(conditions)
-        if not per_image:
-            raise ConfigError("an empty list of conditions: give one mapping per image")
+        per_image = _check_per_image(conditions)
         if num_images is not None and num_images != len(per_image):
             raise ConfigError(f"num_images={num_images} but {len(per_image)} per-image conditions")
         names = set(per_image[0])
@@ -219,15 +291,15 @@ class Composer:
         prepared = [self.prepare(request) for request in per_image]
         return {n: torch.stack([p[n] for p in prepared]) for n in per_image[0]}, False
 
-    def _term(self, name: str, batch: torch.Tensor, shared: bool, weight: float | None) -> Term:
-        setting = self.settings[name]
+    def _term(self, name: str, batch: torch.Tensor, shared: bool, weight: float | None,
+              setting: ModalityConfig) -> Term:
         modality = self.modalities[name]
         batch = batch.to(self.device)
         scale: float | torch.Tensor = setting.weight if weight is None else float(weight)
         conds = batch[:1] if shared else batch  # a shared condition's map is computed once and broadcast
         maps = [modality.weight_map(c) for c in conds] if setting.weight_map else [None]
-        if maps[0] is not None:  # (B or 1, 1, H, W): broadcast over channels
-            scale = scale * torch.stack(maps).to(self.device, torch.float32)[:, None]
+        if maps[0] is not None:  # (B or 1, 1, H, W): broadcast over channels, area-pooled to latent size
+            scale = scale * pool_weights(torch.stack(maps).to(self.device, torch.float32)[:, None], self.sample_size)
         null = torch.stack([modality.null_condition(c) for c in conds]).expand_as(batch)
         return Term(
             name=name,
@@ -243,6 +315,57 @@ class Composer:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+
+def _check_per_image(conditions: Any) -> list:
+    """Conditions given one mapping per image: a non-empty list or tuple of mappings."""
+    if not isinstance(conditions, (list, tuple)) or not all(isinstance(c, Mapping) for c in conditions):
+        raise ConditionError(f"conditions must be a mapping {{modality: input}} or a list of them (one per image), "
+                             f"got {_short(conditions)}")
+    if not conditions:
+        raise ConfigError("an empty list of conditions: give one mapping per image")
+    return list(conditions)
+
+
+def _load_named(folder: Path, plugins: PluginSet, composition: str, role: str) -> LoadedModel:
+    """A composition's model, its load errors prefixed with its role (the prior, or which modality's model)."""
+    try:
+        return load_model(folder, plugins, name=f"{composition}/{role}")
+    except CheckpointError as exc:
+        raise CheckpointError(f"{role} model: {exc}") from exc
+
+
+def prepare_condition(modality, name: str, raw: Any, size: int) -> torch.Tensor:
+    """One raw input through its modality's ``prepare``; whatever goes wrong is a ConditionError naming it."""
+    try:
+        cond = modality.prepare(raw, size=size)
+    except MCDMError:
+        raise
+    except Exception as exc:  # a plugin that did not validate its input: still name the input
+        raise ConditionError(f"{name}: cannot use {_short(raw)} ({type(exc).__name__}: {exc})") from exc
+    if cond.is_floating_point() and not torch.isfinite(cond).all():
+        raise ConditionError(f"condition {name!r} contains NaN or infinite values")
+    return cond
+
+
+def _is_device_failure(exc: RuntimeError) -> bool:
+    """An allocator or accelerator failure (as opposed to a bug): torch reports these as plain RuntimeErrors."""
+    text = str(exc)
+    return any(marker in text for marker in ("not enough memory", "out of memory", "CUDA error", "device-side",
+                                             "CUBLAS_STATUS", "cuDNN error", "MPS backend"))
+
+
+def _checked_setting(name: str, setting: ModalityConfig) -> ModalityConfig:
+    """A request's merged ModalityConfig with its baseline as the enum and its weight map a boolean (the weight
+    and the window are checked by ModalityConfig itself)."""
+    try:
+        baseline = Baseline(setting.baseline)
+    except ValueError:
+        raise ConfigError(f"settings for {name!r}: baseline must be one of "
+                          f"{', '.join(b.value for b in Baseline)}, got {setting.baseline!r}") from None
+    if not isinstance(setting.weight_map, bool):
+        raise ConfigError(f"settings for {name!r}: weight_map must be true or false, got {setting.weight_map!r}")
+    return dataclasses.replace(setting, weight=float(setting.weight), baseline=baseline)
 
 
 def _facts(term: Term) -> TermFacts:

@@ -5,6 +5,7 @@ Library functions take these typed objects, never a ``DictConfig``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence, TypeVar
@@ -13,8 +14,10 @@ from omegaconf import MISSING, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from mcdm.combine import Baseline
-from mcdm.errors import ConfigError
+from mcdm.errors import ArgumentError, ConfigError
 from mcdm.methods import MethodConfig
+from mcdm.readers import read_yaml_mapping
+from mcdm.validate import check_count, check_scheduler_name, check_weight
 
 T = TypeVar("T")
 
@@ -30,6 +33,11 @@ class ModalityConfig:
     baseline: Baseline = Baseline.SHARED
     weight_map: bool = True  # use the modality's per-pixel weight map (e.g. a partial mask's known region)
 
+    def __post_init__(self):
+        check_weight(None, self.weight)
+        if not 0.0 <= self.start <= self.end <= 1.0:
+            raise ArgumentError(f"time window needs 0 <= start <= end <= 1, got [{self.start}, {self.end}]")
+
 
 @dataclass
 class CompositionConfig:
@@ -38,6 +46,7 @@ class CompositionConfig:
     name: str = "composition"
     prior: str = MISSING
     modalities: dict[str, ModalityConfig] = field(default_factory=dict)
+    vae: str = ""  # an AutoencoderKL folder to sample in the latent space of (empty: the prior's own, if latent)
     scheduler: str = "dpm++"
     steps: int = 25
     # eps_u as a mixture of priors, {name: weight} summing to 1: "prior" and/or modalities (their own
@@ -48,19 +57,35 @@ class CompositionConfig:
     # beyond the plain sum: particles, balanced AND, OR, MALA (mcdm.methods.MethodConfig), e.g. method.particles=4
     method: MethodConfig = field(default_factory=MethodConfig)
 
+    def __post_init__(self):
+        check_count(self.steps, "steps")
+        check_scheduler_name(self.scheduler)
+        check_count(self.corrector_steps, "corrector_steps", minimum=0)
+        if not (math.isfinite(self.corrector_size) and self.corrector_size > 0):
+            raise ArgumentError(f"corrector_size must be a finite number above 0, got {self.corrector_size}")
+
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Schema defaults <- YAML file <- ``key=value`` overrides, validated, returned as the dataclass."""
+    """Schema defaults <- YAML file <- ``key=value`` overrides, validated, returned as the dataclass.
+
+    Every failure is one ConfigError naming the file (and the key, where one is at fault).
+    """
+    where = f" in {str(path)!r}" if path is not None else ""
+    for override in overrides:
+        key, sep, _ = str(override).partition("=")
+        if not sep or not key.strip():
+            raise ArgumentError(f"override {override!r} is not KEY=VALUE (e.g. steps=25)")
+    from_file = read_yaml_mapping(path, ConfigError) if path is not None else None
     try:
         merged = OmegaConf.structured(schema)
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise ConfigError(f"configuration file {str(path)!r} does not exist")
-            merged = OmegaConf.merge(merged, OmegaConf.load(path))
+        if from_file is not None:
+            merged = OmegaConf.merge(merged, from_file)
         if overrides:
             merged = OmegaConf.merge(merged, OmegaConf.from_dotlist(list(overrides)))
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as exc:
-        where = f" in {str(path)!r}" if path is not None else ""
-        raise ConfigError(f"invalid configuration{where}: {exc.msg if hasattr(exc, 'msg') else exc}") from exc
+        key = getattr(exc, "full_key", None)
+        message = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+        raise ConfigError(f"invalid configuration{where}{f' at key {key!r}' if key else ''}: {message}") from exc
+    except (ValueError, KeyError) as exc:  # a dot-list override that is not KEY=VALUE, or a failed __post_init__
+        raise ConfigError(f"invalid configuration{where}: {str(exc).splitlines()[0]}") from exc

@@ -2,6 +2,9 @@
 
 Rows: the example faces. Columns: the inputs (one per modality, and the held-out face they came from), then
 samples for each modality alone, every pair, and all of them together, all from the same seed.
+
+The inputs are package data (``mcdm/demo-inputs``, in the repository a link to ``examples/inputs``), so an
+installed mcdm has them too; ``mcdm demo --inputs DIR`` reads others laid out the same way.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
 from mcdm.compose import Composer
+from mcdm.errors import ConditionError
 from mcdm.imageio import save_png_atomic
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "inputs"
+EXAMPLES = Path(__file__).resolve().parent / "demo-inputs"
 CELL = 96  # pixels per cell: 32x32 samples shown at 3x
 HEADER = 28
 
@@ -35,12 +39,12 @@ def example_inputs(folder: Path, modalities: list[str]) -> dict[str, object]:
 
 def run_demo(model: str = "synthfaces-32", out: Path = Path("mcdm-demo.png"), *, steps: int | None = None,
              seed: int = 0, examples: Path = EXAMPLES, progress: bool = True) -> Path:
+    faces = sorted(p for p in examples.glob("face-*") if p.is_dir())
+    if not faces:
+        raise ConditionError(f"no example inputs under {examples}: expected face-*/ folders")
     composer = Composer.from_pretrained(model)
     modalities = list(composer.models)
     subsets = [combo for k in range(1, len(modalities) + 1) for combo in itertools.combinations(modalities, k)]
-    faces = sorted(p for p in examples.glob("face-*") if p.is_dir())
-    if not faces:
-        raise FileNotFoundError(f"no example inputs under {examples}")
     headers = [*modalities, "held-out face", *(" + ".join(_short(m) for m in s) for s in subsets)]
     sheet = Image.new("RGB", (CELL * len(headers), HEADER + CELL * len(faces)), "white")
     draw = ImageDraw.Draw(sheet)
@@ -51,7 +55,7 @@ def run_demo(model: str = "synthfaces-32", out: Path = Path("mcdm-demo.png"), *,
     inputs = [example_inputs(face, modalities) for face in faces]
     missing = [f"{face.name}/{m}" for face, given in zip(faces, inputs) for m in modalities if m not in given]
     if missing:
-        raise FileNotFoundError(f"example inputs missing: {', '.join(missing)}")
+        raise ConditionError(f"example inputs missing under {examples}: {', '.join(missing)} (.png or .txt)")
     for row, face in enumerate(faces):
         tiles = [_input_tile(name, inputs[row][name], font) for name in modalities] + [_image_tile(face / "reference.png")]
         for column, tile in enumerate(tiles):

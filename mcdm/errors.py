@@ -2,7 +2,13 @@
 
 
 class MCDMError(Exception):
-    """Base class: something the user can fix (input, checkpoint, plugin, configuration)."""
+    """Base class: something the user can fix (input, checkpoint, plugin, configuration).
+
+    ``usage``: the error is in what the caller asked for (arguments, configuration, inputs); the command line
+    exits 2 for these and 1 for what it found (damaged folders, incompatible models, plugins, divergence, memory).
+    """
+
+    usage: bool = False
 
 
 class PluginError(MCDMError):
@@ -12,12 +18,16 @@ class PluginError(MCDMError):
 class UnknownNameError(MCDMError, KeyError):
     """A modality, denoiser type, scheduler or model name that nothing provides."""
 
+    usage = True
+
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
 
 
 class ConditionError(MCDMError, ValueError):
     """A condition (sketch, mask, caption, ...) that cannot be used as given."""
+
+    usage = True
 
 
 class CheckpointError(MCDMError):
@@ -30,6 +40,24 @@ class IncompatibleModelsError(MCDMError):
 
 class ConfigError(MCDMError, ValueError):
     """A composition or training configuration that does not validate."""
+
+    usage = True
+
+
+class ArgumentError(ConfigError):
+    """An argument of a call or a command (steps, seed, weight, count, device, output path) out of its range."""
+
+
+class ResourceError(MCDMError):
+    """The device ran out of memory or failed while generating: change the request or the device."""
+
+
+class TrainingError(MCDMError):
+    """A training run that cannot go on: a non-finite loss or gradient, an unwritable run folder."""
+
+
+class UnverifiedModelWarning(UserWarning):
+    """A model folder loaded without a complete SHA256SUMS (given by path; refused when checksums are required)."""
 
 
 class MethodError(ConfigError):

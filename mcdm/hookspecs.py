@@ -16,7 +16,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def register_modalities(register):
     """Register modalities: ``register(name, load, summary="")``, where ``load()`` returns a Modality.
 
-    ``load`` is called only when the modality is used, so a plugin imports torch lazily.
+    ``load`` is called only when the modality is used, so a plugin imports torch lazily. The Modality's
+    ``input_spec`` (``mcdm.modality.InputSpec``) chooses its input component in ``mcdm serve``'s page.
     """
 
 

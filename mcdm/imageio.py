@@ -4,7 +4,7 @@ output on error)."""
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -50,15 +50,17 @@ def labelled_rows(lines: Mapping[str, Sequence[np.ndarray]], scale: int = 2) -> 
 
 
 def save_png_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Write to a temporary file beside ``path`` and rename it into place."""
+    """Write to a temporary file beside ``path`` and rename it into place, readable like any new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    # unlike tempfile.mkstemp (0600), 0o666 honours the umask: 0644 under the usual 022
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             image.save(f, format="PNG")
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path

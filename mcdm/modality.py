@@ -2,14 +2,18 @@
 
 A plugin registers a Modality under a name. The modality turns raw user input into a condition
 tensor (validating it), says what "no condition" looks like (condition dropout during training, the
-model's own baseline at sampling) and which registered denoiser architecture it trains.
+model's own baseline at sampling) and which registered denoiser architecture it trains. Its ``input_spec``
+says how a person gives that input in ``mcdm serve``'s page (a canvas, a label-map painter, a text box, a
+choice list), so an installed plugin gets its own input component without a change to mcdm.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -24,6 +28,8 @@ class Denoiser(torch.nn.Module, ABC):
     type_name: ClassVar[str]
     sample_size: int
     image_channels: int
+    # the resolution it reads conditions at: its own sample size, or the decoded image's (a latent model's ControlNet)
+    condition_size: ClassVar[Literal["sample", "image"]] = "sample"
 
     @abstractmethod
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...
@@ -47,12 +53,61 @@ class Denoiser(torch.nn.Module, ABC):
         """Read what ``save_weights`` wrote; safetensors only."""
 
 
+class InputKind(str, Enum):
+    """The input component ``mcdm serve`` gives a modality, and the raw value ``prepare`` then receives.
+
+    The page saves drawings as PNG files and hands ``prepare`` their paths, as ``mcdm generate --cond`` does.
+    """
+
+    IMAGE = "image"  # a canvas to draw and erase black strokes on white, or upload to: an RGB PNG
+    LABEL_MAP = "label_map"  # a painter with the labels' colours and an "unknown" brush: an 8-bit id map PNG
+    TEXT = "text"  # a text box: the string
+    CHOICE = "choice"  # a list of ``choices``: the chosen string
+
+
+@dataclass(frozen=True)
+class Label:
+    """One brush of a label-map painter: the id ``prepare`` reads, the name shown, the colour painted."""
+
+    id: int
+    name: str
+    color: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a person gives a modality's input in the page.
+
+    ``examples``: values one click away (captions for TEXT). ``labels`` and ``unknown`` (LABEL_MAP): the
+    painter's brushes and the id of pixels nobody painted or painted "unknown". ``choices`` (CHOICE): the list.
+    IMAGE and LABEL_MAP inputs also take a file, which ``prepare`` reads as ``mcdm generate --cond NAME=FILE``
+    does (a modality without an ``input_spec`` gets only that).
+    """
+
+    kind: InputKind
+    examples: tuple[str, ...] = ()
+    labels: tuple[Label, ...] = ()
+    unknown: int | None = None
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.kind is InputKind.LABEL_MAP and (not self.labels or self.unknown is None):
+            raise ValueError("a LABEL_MAP input needs labels and the id of unknown pixels")
+        if self.kind is InputKind.CHOICE and not self.choices:
+            raise ValueError("a CHOICE input needs choices")
+        ids = [label.id for label in self.labels]
+        if len(set(ids)) != len(ids) or self.unknown in ids:
+            raise ValueError(f"label ids must be distinct and differ from unknown ({self.unknown}), got {ids}")
+
+
 class Modality(ABC):
     """One input modality: validation and encoding of user input, and the denoiser it conditions."""
 
     name: ClassVar[str]
     denoiser_type: ClassVar[str]
     summary: ClassVar[str] = ""
+    input_spec: ClassVar[InputSpec | None] = None
+    """The page's input component (see InputSpec); None: a file upload only, read by ``prepare``."""
 
     @abstractmethod
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:

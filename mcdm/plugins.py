@@ -17,10 +17,13 @@ from typing import Any, Callable
 import pluggy
 
 from mcdm import hookspecs
+from mcdm.distributions import install_hint
 from mcdm.errors import PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = "mcdm"
 DEFAULT_PLUGINS = ("mcdm.denoisers",)
+# mcdm's own modality plugins, loaded before any other: their names are never taken over
+BUILTIN_DISTRIBUTIONS = ("mcdm-sketch", "mcdm-segmentation", "mcdm-text", "mcdm-joint", "mcdm-diffusers")
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,17 @@ class PluginSet:
     def _load(self, kind: str, table: dict[str, Registration], name: str):
         if name not in table:
             known = ", ".join(sorted(table)) or "none"
-            raise UnknownNameError(f"unknown {kind} {name!r}; installed: {known}")
+            raise UnknownNameError(f"unknown {kind} {name!r}; installed: {known}{install_hint(kind, name)}")
         key = (kind, name)
         if key not in self._loaded:
-            self._loaded[key] = table[name].load()
+            registration = table[name]
+            try:
+                value = registration.load()
+            except (Exception, SystemExit) as exc:  # third-party code: report it under the plugin's name
+                raise PluginError(f"plugin {registration.plugin!r} failed to load its {kind} {name!r}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            _check_provided(kind, registration, value)
+            self._loaded[key] = value
         return self._loaded[key]
 
     def describe(self) -> dict:
@@ -89,7 +99,7 @@ def make_plugin_manager(*, strict: bool | None = None, entry_points: bool = True
         for ep in _selected_entry_points():
             try:
                 _register_entry_point(manager, ep)
-            except Exception as exc:  # any failure inside third-party code is that plugin's fault
+            except (Exception, SystemExit) as exc:  # any failure inside third-party code is that plugin's fault
                 message = f"plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
                 if strict:
                     raise PluginError(message) from exc
@@ -101,12 +111,42 @@ def make_plugin_manager(*, strict: bool | None = None, entry_points: bool = True
 
 
 def _selected_entry_points() -> list[importlib.metadata.EntryPoint]:
-    found = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+    """Entry points in load order: mcdm's own plugin distributions first, then the rest by name.
+
+    A name registered twice stays with the plugin that registered it first, so a third-party plugin can
+    never take over a built-in modality, whatever order the installed distributions are found in.
+    """
+    found = sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=_load_order)
     wanted = os.environ.get("MCDM_LOAD_PLUGINS")
     if wanted is None:
         return found
     names = {n.strip() for n in wanted.split(",") if n.strip()}
     return [ep for ep in found if ep.name in names]
+
+
+def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[int, str, str]:
+    dist = getattr(ep, "dist", None)
+    builtin = dist is not None and dist.metadata["Name"] in BUILTIN_DISTRIBUTIONS
+    return (0 if builtin else 1, ep.name, ep.value)
+
+
+def _check_provided(kind: str, registration: Registration, value: Any) -> None:
+    """A registration's loader must give what its kind promises (a Modality instance, a Denoiser class)."""
+    from mcdm.modality import Denoiser, Modality
+
+    if kind == "modality":
+        ok = isinstance(value, Modality)
+    else:
+        ok = isinstance(value, type) and issubclass(value, Denoiser)
+    if not ok:
+        wanted = "a Modality instance" if kind == "modality" else "a Denoiser subclass"
+        raise PluginError(f"plugin {registration.plugin!r} registered {kind} {registration.name!r} as "
+                          f"{_short(value)}, not {wanted}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _register_entry_point(manager: pluggy.PluginManager, ep: importlib.metadata.EntryPoint) -> None:
@@ -146,13 +186,13 @@ def _registrations(impl: pluggy.HookImpl, existing: dict[str, Registration], kin
             raise PluginError(f"plugin {plugin!r} registered an invalid {kind} name {name!r}")
         if name in existing or name in found:
             owner = existing[name].plugin if name in existing else plugin
-            raise PluginError(f"{kind} {name!r} is registered twice: by {owner!r} and by {plugin!r}")
+            raise PluginError(f"{kind} {name!r} is registered twice: by {owner!r} (kept) and by {plugin!r} (refused)")
         found[name] = Registration(name=name, load=load, summary=summary, plugin=plugin)
 
     try:
         impl.function(register=register)
     except PluginError:
         raise
-    except Exception as exc:  # third-party code: report it under the plugin's name
+    except (Exception, SystemExit) as exc:  # third-party code: report it under the plugin's name
         raise PluginError(f"plugin {plugin!r} failed to register: {type(exc).__name__}: {exc}") from exc
     return found

@@ -27,7 +27,11 @@ class EpsModel:
         self.alphas_cumprod = alphas_cumprod(model.schedule_config).to(device=device, dtype=torch.float32)
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        out = self.denoiser(x_t, t, cond).float()  # combine and step in fp32 even when the network ran in bf16/fp16
+        return self.from_output(self.denoiser(x_t, t, cond), x_t, t)
+
+    def from_output(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """eps from the network's output for x_t at t (a batched call's share of it: mcdm.grouped)."""
+        out = out.float()  # combine and step in fp32 even when the network ran in bf16/fp16
         if self.prediction is Prediction.EPSILON:
             return out
         return to_eps(out, x_t, self._abar(t, x_t), self.prediction)
@@ -85,8 +89,9 @@ class ComposedEps:
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         parts = self.parts(x_t, t)
-        return combine(mix_priors(parts.priors, parts.prior_weights), parts.conditional, parts.weights,
-                       parts.baselines)
+        # without a mixture eps_u is the prior's output itself (1.0 * e + 0 would turn its -0.0 into 0.0)
+        eps_u = mix_priors(parts.priors, parts.prior_weights) if self.prior_mixture else parts.priors[0]
+        return combine(eps_u, parts.conditional, parts.weights, parts.baselines)
 
     def parts(self, x_t: torch.Tensor, t: torch.Tensor) -> Parts:
         """Every prediction of one composed step (one network call per model, as ``__call__``), unmixed."""

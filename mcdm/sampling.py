@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mcdm.combine import Parts, balanced_weights, combine, mix, mix_priors, posterior_weights, sum_coefficients
-from mcdm.errors import MethodError
+from mcdm.errors import ConfigError, MethodError
 from mcdm.methods import Combiner, Corrector, MethodConfig, PriorMixing, Trace
 from mcdm.particles import centre_and_clamp, ess_fraction, fk_increment, pick_one, systematic_resample
 from mcdm.sde import Step, ito_increment
@@ -47,11 +47,11 @@ def sample(
     runs in :func:`sample_sde`; ``trace`` records what the method did.
     """
     if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+        raise ConfigError(f"steps must be at least 1, got {steps}")
     if corrector_steps < 0 or corrector_size <= 0:
-        raise ValueError(f"corrector_steps must be >= 0 and corrector_size > 0, got {corrector_steps}, {corrector_size}")
+        raise ConfigError(f"corrector_steps must be >= 0 and corrector_size > 0, got {corrector_steps}, {corrector_size}")
     if corrector_steps and float(scheduler.init_noise_sigma) != 1.0:
-        raise ValueError(f"Langevin corrector steps need a sampler whose state is x_t itself (ddpm, ddim, dpm++); "
+        raise ConfigError(f"Langevin corrector steps need a sampler whose state is x_t itself (ddpm, ddim, dpm++); "
                          f"{type(scheduler).__name__} keeps a rescaled state")
     if method.needs_sde:
         return sample_sde(predictor, scheduler, shape=shape, steps=steps, generator=generator, device=device,
@@ -115,7 +115,7 @@ def sample_sde(
     """
     check_sde_sampler(scheduler, method)
     if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+        raise ConfigError(f"steps must be at least 1, got {steps}")
     k, images = method.particles, shape[0]
     scheduler.set_timesteps(steps)
     timesteps = scheduler.timesteps

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-import torch
+from mcdm.errors import IncompatibleModelsError, MCDMError, UnknownNameError
 
-from mcdm.errors import IncompatibleModelsError, UnknownNameError
+MAX_TRAIN_TIMESTEPS = 100_000
+
+if TYPE_CHECKING:  # torch is imported where a function needs it, so the scheduler names are known without it
+    import torch
 
 
 class Prediction(str, Enum):
@@ -41,10 +45,31 @@ def make_scheduler(name: str, schedule_config: dict):
 
 def alphas_cumprod(schedule_config: dict) -> torch.Tensor:
     """abar_t for t = 0..T-1, computed by diffusers from the config (betas, beta_schedule, ...)."""
+    import torch
     from diffusers import DDPMScheduler
 
     config = {k: v for k, v in schedule_config.items() if not k.startswith("_")}
     return DDPMScheduler.from_config(config).alphas_cumprod.to(torch.float64)
+
+
+def check_schedule(config: dict, source: str, error: type[MCDMError]) -> torch.Tensor:
+    """abar_t of a schedule config, or ``error`` naming ``source`` and the key that diffusers cannot build."""
+    import torch
+
+    steps = config.get("num_train_timesteps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_TRAIN_TIMESTEPS:
+        raise error(f"{source}: key 'num_train_timesteps' must be an integer in [1, {MAX_TRAIN_TIMESTEPS}], "
+                    f"got {steps!r}")
+    try:
+        abar = alphas_cumprod(config)
+    except Exception as exc:  # diffusers: NotImplementedError for an unknown beta_schedule, TypeError, ...
+        key = "beta_schedule" if isinstance(exc, NotImplementedError) else None
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        at = f" key {key!r} ({config.get(key)!r})" if key else ""
+        raise error(f"{source}:{at} not a noise schedule diffusers can build: {detail}") from exc
+    if not (torch.isfinite(abar).all() and (abar > 0).all() and (abar <= 1).all() and (abar[1:] <= abar[:-1]).all()):
+        raise error(f"{source}: its alphas_cumprod are not a decreasing sequence in (0, 1] (check the betas)")
+    return abar
 
 
 def to_eps(output: torch.Tensor, x_t: torch.Tensor, abar_t: torch.Tensor, prediction: Prediction) -> torch.Tensor:
@@ -75,11 +100,13 @@ class ModelSignature:
 
 def check_compatible(signatures: list[ModelSignature]) -> None:
     """Raise IncompatibleModelsError naming both models and the mismatch, or return quietly."""
+    import torch
+
     if not signatures:
         return
     ref = signatures[0]
     for other in signatures[1:]:
-        for field_name in ("num_train_timesteps", "sample_size", "channels", "space"):
+        for field_name in ("space", "num_train_timesteps", "sample_size", "channels"):  # space first: it explains the rest
             a, b = getattr(ref, field_name), getattr(other, field_name)
             if a != b:
                 raise IncompatibleModelsError(

@@ -12,9 +12,10 @@ import copy
 import csv
 import json
 import math
+import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,13 +24,16 @@ import torch
 from omegaconf import MISSING
 from tqdm.auto import tqdm
 
-from mcdm.atomic import atomic_folder
-from mcdm.checkpoint import save_model
-from mcdm.errors import CheckpointError, ConfigError
-from mcdm.schedule import Prediction, to_eps
+from mcdm.atomic import atomic_folder, remove_orphans
+from mcdm.checkpoint import save_model, verify_checksums, write_checksums
+from mcdm.errors import CheckpointError, ConfigError, MCDMError, TrainingError
+from mcdm.readers import nonfinite_tensor
+from mcdm.schedule import Prediction, check_schedule, to_eps
+from mcdm.seeds import check_seed
 
 CHECKPOINTS = "checkpoints"
 FINAL_MODEL = "model"
+LOG_HEADER = ["step", "loss", "lr", "seconds"]
 CACHE_FROM = 5_000  # datasets at least this long are cached on disk rather than rendered per batch
 
 
@@ -99,10 +103,16 @@ class TrainState:
             (tmp / "state.json").write_text(json.dumps({
                 "step": self.step, "lr_scheduler": self.lr_scheduler.state_dict(), "param_groups": groups,
             }))
+            write_checksums(tmp)
 
     def load(self, folder: Path) -> None:
+        """Read a checkpoint, refusing one whose bytes changed since it was written or whose tensors are not finite."""
         from safetensors.torch import load_file
 
+        verify_checksums(folder, required=False)  # an older checkpoint without SHA256SUMS loads with a warning
+        bad = nonfinite_tensor(folder)
+        if bad is not None:
+            raise CheckpointError(f"{str(bad[0])!r}: tensor {bad[1]!r} holds NaN or infinite values")
         self.denoiser.load_state_dict(load_file(folder / "denoiser.safetensors"))
         self.ema.load_state_dict(load_file(folder / "ema.safetensors"))
         state = json.loads((folder / "state.json").read_text())
@@ -122,20 +132,35 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out).expanduser()
+    _check_writable(out)
     accelerator = Accelerator(
         mixed_precision="no" if config.mixed_precision == "fp32" else config.mixed_precision,
         gradient_accumulation_steps=config.grad_accum,
         cpu=not torch.cuda.is_available(),
     )
+    if accelerator.is_main_process:  # what writers killed mid-write left behind (torn checkpoints, models)
+        for parent in (out, out / CHECKPOINTS):
+            remove_orphans(parent)
     plugins = make_plugin_manager()
     modality = plugins.modality(config.modality) if config.modality else None
-    data = open_training_data(config.data)
+    try:
+        data = open_training_data(config.data)
+    except MCDMError:
+        raise
+    except ValueError as exc:  # the dataset's own check of size, variant, ...
+        raise ConfigError(f"data: {exc}") from exc
     if modality is not None:
         check_trainable(modality, data, config.data)
     noise_schedule = DDPMScheduler.from_config(config.schedule)
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
-    denoiser = _build_denoiser(plugins, modality, config)
+    try:
+        denoiser = _build_denoiser(plugins, modality, config)
+    except (TypeError, ValueError, RuntimeError) as exc:  # the architecture's own check of its arguments
+        raise ConfigError(f"denoiser={dict(config.denoiser)} does not build a {config.modality or 'prior'} "
+                          f"denoiser: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                          ) from exc
+    _check_runs(denoiser, data, modality, config)
     ema = copy.deepcopy(denoiser).requires_grad_(False)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
@@ -156,6 +181,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     bar = tqdm(total=config.steps, initial=state.step, desc=f"train {config.modality or 'prior'}",
                disable=not (progress and accelerator.is_main_process))
     started = time.perf_counter()
+    watch = _FiniteWatch(accelerator, check_gradients=config.mixed_precision != "fp16")  # fp16's scaler skips inf
     while state.step < config.steps:
         for micro in range(config.grad_accum):
             x0, cond = make_batch(data, modality, config, state.step, micro, accelerator.process_index,
@@ -171,6 +197,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                 target = noise if config.prediction is Prediction.EPSILON else abar.sqrt() * noise - (1 - abar).sqrt() * x0
                 loss = torch.nn.functional.mse_loss(model(x_t, t, cond).float(), target)
                 accelerator.backward(loss)
+                watch.observe(state.step + 1, loss, model)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
         lr_scheduler.step()
@@ -179,10 +206,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         bar.update(1)
         if state.step % config.log_every == 0 or state.step == config.steps:
             # .item() syncs, so it is read only on logging steps
+            watch.check(out / CHECKPOINTS, lr_scheduler.get_last_lr()[0])
             loss_value = accelerator.reduce(loss.detach(), reduction="mean").item()
             log.write(state.step, loss_value, lr_scheduler.get_last_lr()[0], time.perf_counter() - started)
             bar.set_postfix(loss=f"{loss_value:.4f}")
         if state.step % config.checkpoint_every == 0 or state.step == config.steps:
+            watch.check(out / CHECKPOINTS, lr_scheduler.get_last_lr()[0])  # never checkpoint diverged weights
             _checkpoint(state, out / CHECKPOINTS, config.keep_checkpoints, accelerator)
         if accelerator.is_main_process and config.sample_every and state.step % config.sample_every == 0:
             write_sample_grid(ema, modality, config, noise_schedule, out / "samples" / f"step-{state.step:07d}.png")
@@ -314,13 +343,88 @@ def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: 
 
 
 def _validate(config: TrainConfig) -> None:
+    """Every value checked before any work, each refusal one line naming the key."""
+    if not str(config.out).strip():
+        raise ConfigError("out must name a run folder")
     for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "log_every"):
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+    for name in ("warmup_steps", "sample_every", "threads"):
+        if getattr(config, name) < 0:
+            raise ConfigError(f"{name} must be at least 0, got {getattr(config, name)}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ConfigError(f"lr must be a finite number above 0, got {config.lr}")
+    if not (math.isfinite(config.weight_decay) and config.weight_decay >= 0):
+        raise ConfigError(f"weight_decay must be a finite number of at least 0, got {config.weight_decay}")
     if not 0 <= config.condition_dropout < 1:
         raise ConfigError(f"condition_dropout must be in [0, 1), got {config.condition_dropout}")
     if not 0 <= config.ema_decay < 1:
         raise ConfigError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    check_seed(config.seed, "seed")
+    check_seed(config.data.seed, "data.seed")
+    if not 8 <= config.data.size <= 1024:
+        raise ConfigError(f"data.size must be in [8, 1024] pixels, got {config.data.size}")
+    if config.data.length < 1:
+        raise ConfigError(f"data.length must be at least 1, got {config.data.length}")
+    check_schedule(dict(config.schedule), "schedule", ConfigError)
+
+
+def _check_writable(out: Path) -> None:
+    """A run folder that can be written, checked (by writing to it) before anything is built."""
+    probe = out / f".write-probe-{os.getpid()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"out={str(out)!r} cannot be written: {exc.strerror or exc}") from exc
+
+
+def _check_runs(denoiser, data, modality, config: TrainConfig) -> None:
+    """One forward pass on the first training sample, so an architecture that cannot run on these images
+    (e.g. a size its down-sampling does not divide, an empty block list) fails before training starts."""
+    x0, cond = make_batch(data, modality, replace(config, batch_size=1, condition_dropout=0.0), 0, 0, 0, 1)
+    try:
+        with torch.no_grad():
+            out = denoiser(x0, torch.zeros(1, dtype=torch.long), cond)
+    except Exception as exc:  # any failure here would fail every step the same way
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"the {config.modality or 'prior'} denoiser cannot run on data.size={config.data.size} "
+                          f"images with denoiser={dict(config.denoiser)}: {first}") from exc
+    if out.shape != x0.shape:
+        raise ConfigError(f"the denoiser's output has shape {tuple(out.shape)}, expected {tuple(x0.shape)}")
+
+
+class _FiniteWatch:
+    """Notices the first step whose loss (or gradient) is not finite, without a device sync every step.
+
+    ``observe`` records on the device; ``check`` (on logging and checkpoint steps, which sync anyway) raises a
+    TrainingError naming that step, before any diverged weights reach a checkpoint.
+    """
+
+    NONE = 2**62
+
+    def __init__(self, accelerator, *, check_gradients: bool):
+        self.accelerator, self.check_gradients = accelerator, check_gradients
+        self.first_bad = torch.full((1,), self.NONE, dtype=torch.long, device=accelerator.device)
+
+    def observe(self, step: int, loss: torch.Tensor, model) -> None:
+        finite = torch.isfinite(loss.detach())
+        if self.check_gradients:
+            grads = [p.grad for p in model.parameters() if p.grad is not None]
+            if grads:
+                finite = finite & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+        step_now = torch.full_like(self.first_bad, step)
+        self.first_bad = torch.where(finite, self.first_bad, torch.minimum(self.first_bad, step_now))
+
+    def check(self, checkpoints: Path, lr: float) -> None:
+        first = int(self.accelerator.gather(self.first_bad).min().item())  # every rank stops at the same step
+        if first == self.NONE:
+            return
+        kept = sorted(checkpoints.glob("step-*"))
+        last = f"the last good checkpoint is {str(kept[-1])!r}" if kept else "no checkpoint was written"
+        raise TrainingError(f"training stopped: the loss or a gradient was not finite at step {first} (lr {lr:.3g}); "
+                            f"{last}, and --resume continues from it")
 
 
 def _build_denoiser(plugins, modality, config: TrainConfig):
@@ -417,12 +521,15 @@ class _Log:
         self.path, self.enabled = path, enabled
 
     def truncate_after(self, step: int) -> None:
-        """On resume: drop rows logged after the checkpoint, which the resumed run will log again."""
+        """On resume: drop rows logged after the checkpoint, which the resumed run will log again.
+
+        Rows that do not parse (a blank line, a row torn by a kill) are dropped too.
+        """
         if not self.enabled or not self.path.exists():
             return
-        with open(self.path, newline="") as f:
+        with open(self.path, newline="", errors="replace") as f:
             rows = list(csv.reader(f))
-        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= step]
+        kept = [LOG_HEADER] + [r for r in rows if len(r) == len(LOG_HEADER) and r[0].isdigit() and int(r[0]) <= step]
         with open(self.path, "w", newline="") as f:
             csv.writer(f).writerows(kept)
 
@@ -433,5 +540,5 @@ class _Log:
         with open(self.path, "a", newline="") as f:
             writer = csv.writer(f)
             if new:
-                writer.writerow(["step", "loss", "lr", "seconds"])
+                writer.writerow(LOG_HEADER)
             writer.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}"])

@@ -8,7 +8,9 @@ from typing import Any
 import torch
 from diffusers import UNet2DModel
 
+from mcdm.errors import CheckpointError
 from mcdm.modality import Denoiser
+from mcdm.readers import DIFFUSERS_WEIGHTS, read_json_object, safetensors_weights
 
 UNET_FOLDER = "unet"
 
@@ -68,5 +70,9 @@ class ConcatUNetDenoiser(Denoiser):
 
     @classmethod
     def load_weights(cls, folder: Path, config: dict) -> "ConcatUNetDenoiser":
-        unet = UNet2DModel.from_pretrained(Path(folder) / UNET_FOLDER, use_safetensors=True)
+        # "unet_folder": where a stock diffusers folder keeps its UNet ("." for a bare UNet2DModel folder)
+        component = Path(folder) / str(config.get("unet_folder", UNET_FOLDER))
+        safetensors_weights(component, DIFFUSERS_WEIGHTS, CheckpointError)  # diffusers never reaches a pickle
+        read_json_object(component / "config.json", CheckpointError)
+        unet = UNet2DModel.from_pretrained(component, use_safetensors=True)
         return cls(unet, int(config.get("cond_channels", 0)))

@@ -266,3 +266,33 @@ def test_an_own_baseline_reuses_the_null_prediction_the_mixture_made(toy_compose
     term.model = lambda x_t, t, cond: rows.append(x_t.shape[0]) or model(x_t, t, cond)
     torch.testing.assert_close(predictor(x, t), expected, rtol=1e-4, atol=1e-5)
     assert rows == [2, 2]  # the null prediction once (for the mixture), then the condition: nothing computed twice
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"steps": 0}, "steps must be an integer of at least 1, got 0"),  # was silently replaced by the default
+        ({"steps": 2.5}, "steps must be an integer"),
+        ({"steps": True}, "steps must be an integer"),
+        ({"num_images": "3"}, "num_images must be an integer"),
+        ({"num_images": 0}, "num_images must be an integer of at least 1"),
+        ({"seed": 2**32}, "seed must be in [0, 2**32 - 1]"),
+        ({"seed": -1}, "seed must be in [0, 2**32 - 1]"),
+        ({"seed": 1.0}, "seed must be an integer"),
+    ],
+)
+def test_bad_sampling_arguments_are_config_errors(toy_composer, options, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("*", r"\*")):
+        generate(toy_composer(("toy_a",)), {"toy_a": MAPS["toy_a"]}, **options)
+
+
+def test_seeds_that_share_their_low_32_bits_cannot_collide(toy_composer):
+    """torch's CPU generator keeps 32 bits of a seed: 2**32 would have drawn the images of seed 0, so it is refused."""
+    composer = toy_composer(("toy_a",))
+    assert torch.Generator().manual_seed(2**32).initial_seed() == 2**32  # torch takes it...
+    assert torch.equal(torch.randn(4, generator=torch.Generator().manual_seed(2**32)),
+                       torch.randn(4, generator=torch.Generator().manual_seed(0)))  # ...and draws seed 0's stream
+    top = generate(composer, {"toy_a": MAPS["toy_a"]}, seed=2**32 - 1)
+    assert not torch.allclose(top, generate(composer, {"toy_a": MAPS["toy_a"]}, seed=0))
+    with pytest.raises(ConfigError, match="seed must be in"):
+        generate(composer, {"toy_a": MAPS["toy_a"]}, seed=2**32)

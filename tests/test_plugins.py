@@ -6,6 +6,7 @@ import subprocess
 import sys
 import types
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -39,12 +40,14 @@ def test_unknown_modality_lists_what_is_installed():
         make_plugin_manager().modality("nope")
 
 
-def fake_entry_points(monkeypatch, *extra):
+def fake_entry_points(monkeypatch, *extra, first=False):
+    """Add entry points to the installed ones: after them, or (``first``) found before them."""
     real = importlib.metadata.entry_points
 
     def entry_points(group=None, **kwargs):
         found = list(real(group=group, **kwargs))
-        return found + [ep for ep in extra if ep.group == group]
+        added = [ep for ep in extra if ep.group == group]
+        return added + found if first else found + added
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
@@ -93,8 +96,51 @@ def test_duplicate_modality_name_is_refused_naming_both_plugins(monkeypatch):
 
     module.register_modalities = register_modalities
     fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "dup", module))
-    with pytest.raises(PluginError, match="'toy_a' is registered twice: by '(toy|dup)' and by '(toy|dup)'"):
+    # neither is one of mcdm's own plugins: the first by name keeps it
+    with pytest.raises(PluginError, match="'toy_a' is registered twice: by 'dup' \\(kept\\) and by 'toy' \\(refused\\)"):
         make_plugin_manager(strict=True)
+
+
+def test_a_plugin_cannot_take_over_a_built_in_modality(monkeypatch):
+    """A plugin found before mcdm-sketch that registers "sketch" is refused; the real sketch plugin keeps working."""
+    module = types.ModuleType("mcdm_test_impostor")
+
+    @hookimpl
+    def register_modalities(register):
+        register("sketch", lambda: None)
+
+    module.register_modalities = register_modalities
+    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "aaa_impostor", module), first=True)
+    with pytest.warns(UserWarning, match="'sketch' is registered twice: by 'sketch' \\(kept\\) and by 'aaa_impostor'"):
+        plugins = make_plugin_manager(strict=False)
+    assert plugins.modalities["sketch"].plugin == "sketch" and "aaa_impostor" in plugins.broken
+    assert plugins.modality("sketch").prepare(np.zeros((16, 16), np.uint8), size=16).shape == (1, 16, 16)
+
+
+def test_a_registration_that_loads_the_wrong_thing_names_its_plugin(monkeypatch):
+    module = types.ModuleType("mcdm_test_wrong_thing")
+
+    @hookimpl
+    def register_modalities(register):
+        register("nothing_here", lambda: None)
+
+    module.register_modalities = register_modalities
+    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "wrong", module))
+    plugins = make_plugin_manager(strict=True)
+    with pytest.raises(PluginError, match="plugin 'wrong' registered modality 'nothing_here' as None, not a Modality"):
+        plugins.modality("nothing_here")
+
+
+def test_a_plugin_that_exits_at_import_is_reported_and_the_cli_still_works(monkeypatch, tmp_path):
+    """sys.exit() inside a plugin's import used to end `mcdm plugins` with exit 3 and no output."""
+    (tmp_path / "mcdm_test_exits.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fake_entry_points(monkeypatch, importlib.metadata.EntryPoint(name="exits", value="mcdm_test_exits", group="mcdm"))
+    with pytest.warns(UserWarning, match="plugin 'exits'.*SystemExit: 3"):
+        result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(result.output)
+    assert "SystemExit" in listing["broken"]["exits"] and "sketch" in listing["modalities"]
 
 
 def test_plugin_whose_registration_raises_is_skipped(monkeypatch):

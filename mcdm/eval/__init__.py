@@ -7,6 +7,8 @@ Names are imported on first use, so ``import mcdm.eval`` imports neither torch n
 import importlib
 from typing import TYPE_CHECKING, Any
 
+MIN_FACES = 2  # faces per row below which the Fréchet distance (a covariance) is undefined
+
 _EXPORTS: dict[str, str] = {
     "mean_iou": "metrics", "mean_iou_batch": "metrics", "per_class_iou": "metrics", "edge_f1": "metrics",
     "edge_f1_in_region": "metrics", "frechet_distance": "metrics", "diversity": "metrics",

@@ -8,6 +8,11 @@ whatever the row gave the model, so a row shows how far each input is obeyed wit
 - ``mask_iou``: the parsing judge's label map of the sample vs the face's mask, mean IoU over the classes
   present (``mcdm.eval.metrics.mean_iou``);
 - ``edge_f1``: Canny edges of the sample vs the face's sketch, F1 with a 2-pixel tolerance;
+- ``sketch_gap``: the sample's edge F1 against the face's sketch minus its edge F1 against *another* face's
+  sketch (the next face's), both with no tolerance: what the sample owes to this face's sketch in particular.
+  At 32x32 any face's outline is within 2 pixels of most of any sketch (the prior alone reaches an edge F1 of
+  about 0.82), so edge F1 barely moves when the sketch is left out; the gap does (the prior's is about 0, the
+  real faces' about 0.76; ``sketch_gap.sd``: its spread over faces);
 - ``attribute_accuracy``: the attribute judge's reading of the sample vs what the caption states, over the
   captioned attributes the evaluation scores (hair colour, eyeglasses, smiling, hat, beard) that the caption
   mentions. Gender is judged too but not scored: its cues are a fraction of a pixel at 32x32, and the judge
@@ -43,11 +48,15 @@ from mcdm.data.captions import parse_caption
 from mcdm.data.sample import FaceSample
 from mcdm.data.sketch import sketch_from_image
 from mcdm.data.synthfaces import SynthFaces
+from mcdm.errors import ConfigError
+from mcdm.eval import MIN_FACES
 from mcdm.eval.inputs import SCORED_ATTRIBUTES, Targets, targets_for
 from mcdm.eval.judges import Judges
 from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1_in_region, frechet_distance, mean_iou
+from mcdm.seeds import check_seed
 
 FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
+TABLE_FIGURES = ("mask_iou", "edge_f1", "sketch_gap", "attribute_accuracy")
 REALISM = ("fd", "diversity")
 ClipScore = Callable[[np.ndarray, list[str]], np.ndarray]  # uint8 images, captions -> a score per image
 FIGURE_OF = {"segmentation": "mask_iou", "sketch": "edge_f1", "text": "attribute_accuracy"}
@@ -80,6 +89,7 @@ class RowResult:
     figures: dict[str, float] = field(default_factory=dict)
     inputs: str = "full"
     seconds: float = 0.0  # generating the row's n samples (not scoring them, not the diversity draws)
+    baseline: str = ""  # "shared" or "own" when the row sets every modality's baseline to it
 
 
 def standard_rows(modalities: Sequence[str]) -> list[Row]:
@@ -94,7 +104,58 @@ def standard_rows(modalities: Sequence[str]) -> list[Row]:
     if len(modalities) > 1:
         rows.append(Row("all, own baselines", tuple(modalities), weights=tuple((m, 1.0) for m in modalities),
                         settings=tuple((m, "baseline", Baseline.OWN) for m in modalities)))
+    if len(modalities) > 2:  # with the pairs above, each modality dropped from the whole in both forms
+        for dropped in modalities:
+            kept = tuple(m for m in modalities if m != dropped)
+            rows.append(Row(f"all but {dropped}, own baselines", kept, weights=tuple((m, 1.0) for m in kept),
+                            settings=tuple((m, "baseline", Baseline.OWN) for m in kept)))
     return rows
+
+
+def negation_rows(modalities: Sequence[str]) -> list[Row]:
+    """The caption "The person wears eyeglasses." (``EYEGLASSES_CAPTION``) at weight +1 and -1 (NOT) in both
+    forms, beside the prior: the eyeglasses rate is the caption's ``attribute_accuracy.eyeglasses``."""
+    if "text" not in modalities:
+        raise ConfigError("negation rows need the text modality")
+    rows = [Row("prior", (), inputs="eyeglasses")]
+    for weight in (1.0, -1.0):
+        for baseline in (Baseline.SHARED, Baseline.OWN):
+            rows.append(Row(f"text at {weight:+g}, {baseline.value} baseline", ("text",), weights=(("text", weight),),
+                            inputs="eyeglasses", settings=(("text", "baseline", baseline),)))
+    return rows
+
+
+def modality_drops(results: dict) -> list[dict]:
+    """For the rows of all modalities (shared and own baselines), what each figure loses when one modality is
+    removed: the whole row's figure minus the figure of the row without it, in the same form."""
+    rows = {(frozenset(r["modalities"]), r.get("baseline", "")): r for r in results["rows"]}
+    whole = max((r for r in results["rows"] if r.get("baseline")), key=lambda r: len(r["modalities"]), default=None)
+    if whole is None or len(whole["modalities"]) < 2:
+        return []
+    drops = []
+    for form in ("shared", "own"):
+        full = rows.get((frozenset(whole["modalities"]), form))
+        for dropped in whole["modalities"]:
+            without = rows.get((frozenset(whole["modalities"]) - {dropped}, form))
+            if full is None or without is None:
+                continue
+            drops.append({"form": form, "dropped": dropped, "sketch_gap.sd": full["figures"]["sketch_gap.sd"],
+                          **{f: full["figures"][f] - without["figures"][f] for f in DROP_FIGURES
+                             if f in full["figures"] and f in without["figures"]}})
+    return drops
+
+
+DROP_FIGURES = ("mask_iou", "edge_f1", "sketch_gap", "attribute_accuracy", "attribute_accuracy.hair_color", "fd")
+
+
+def drops_table(drops: list[dict]) -> str:
+    """``modality_drops`` as Markdown: a figure that cannot fail barely moves when its modality goes."""
+    head = ("| form | modality removed | mask IoU | edge F1 | sketch gap | attribute acc. | hair colour | FD |\n"
+            "|---|---|---|---|---|---|---|---|\n")
+    lines = [f"| {d['form']} baselines | {d['dropped']} | " + " | ".join(
+        f"{d[f]:+.3f}" if f in d and f != "fd" else (f"{d[f]:+.2f}" if f in d else "–") for f in DROP_FIGURES) + " |"
+        for d in drops]
+    return head + "\n".join(lines) + "\n"
 
 
 def partial_input_rows(modalities: Sequence[str]) -> list[Row]:
@@ -133,23 +194,31 @@ def score(images: np.ndarray, targets: Sequence[Targets], judges: Judges,
     """
     parsed = judges.parsing.parse(images)
     predicted = judges.attributes.predict(images)
-    ious, f1s = [], []
+    ious, f1s, gaps = [], [], []
     correct, total = dict.fromkeys(SCORED_ATTRIBUTES, 0), dict.fromkeys(SCORED_ATTRIBUTES, 0)
-    for image, target, mask, attributes in zip(images, targets, parsed, predicted):
+    for i, (image, target, mask, attributes) in enumerate(zip(images, targets, parsed, predicted)):
         ious.append(mean_iou(mask, target.mask))  # unknown pixels of a partial mask are not scored
-        region = np.ones(mask.shape, bool) if target.edge_region is None else target.edge_region
-        f1s.append(edge_f1_in_region(sketch_from_image(image) > 0, target.edge_reference > 0, region, tolerance=2))
+        edges = sketch_from_image(image) > 0
+        f1s.append(_edge_f1(edges, target, tolerance=2))
+        other = targets[(i + 1) % len(targets)]  # another face's sketch
+        gaps.append(_edge_f1(edges, target, tolerance=0) - _edge_f1(edges, other, tolerance=0))
         stated = parse_caption(target.caption)
         for name in SCORED_ATTRIBUTES:
             c, t = attribute_accuracy(attributes, stated, names=(name,))
             correct[name], total[name] = correct[name] + c, total[name] + t
-    figures = {"mask_iou": float(np.mean(ious)), "edge_f1": float(np.mean(f1s)),
+    figures = {"mask_iou": float(np.mean(ious)), "edge_f1": float(np.mean(f1s)), "sketch_gap": float(np.mean(gaps)),
+               "sketch_gap.sd": float(np.std(gaps)),
                "attribute_accuracy": sum(correct.values()) / max(sum(total.values()), 1)}
     figures.update({f"attribute_accuracy.{name}": correct[name] / total[name] for name in SCORED_ATTRIBUTES
                     if total[name]})
     if clip_score is not None:
         figures["clip_score"] = float(np.mean(clip_score(images, [target.caption for target in targets])))
     return figures
+
+
+def _edge_f1(edges: np.ndarray, target: Targets, tolerance: int) -> float:
+    region = np.ones(edges.shape, bool) if target.edge_region is None else target.edge_region
+    return edge_f1_in_region(edges, target.edge_reference > 0, region, tolerance=tolerance)
 
 
 @contextmanager
@@ -203,6 +272,9 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     A row whose modalities ``composer`` lacks runs on the first of ``others`` that has them all (e.g. the
     joint oracle's composer).
     """
+    if n < MIN_FACES or reference < MIN_FACES:
+        raise ConfigError(f"n={n}, reference={reference}: the Fréchet distance needs at least {MIN_FACES} faces in each")
+    check_seed(seed + 1000 * (diversity_samples + 1) + n, "seed plus the offsets of its batches and diversity draws")
     test_split = SynthFaces(size=composer.sample_size, seed=0, split="test", length=n + reference)
     faces = [test_split[i] for i in range(n)]
     real = np.stack([face.image for face in faces])
@@ -227,10 +299,16 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
         if diversity_faces and diversity_samples >= 2:
             figures["diversity"] = row_diversity(runner, row, faces[:diversity_faces], row_targets[:diversity_faces],
                                                  samples=diversity_samples, seed=seed, **settings)
-        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs, seconds)))
+        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs, seconds,
+                                                _baseline_form(row))))
     results["samples"] = samples
     results["real"] = real
     return results
+
+
+def _baseline_form(row: Row) -> str:
+    forms = {Baseline(value).value for _, name, value in row.settings if name == "baseline"}
+    return forms.pop() if len(forms) == 1 and len(row.settings) >= len(row.modalities) else ""
 
 
 def composer_for(row: Row, composers: Sequence):
@@ -243,13 +321,14 @@ def composer_for(row: Row, composers: Sequence):
 def markdown_table(results: dict) -> str:
     """The rows as a Markdown table; the figure a row's own modalities control is in bold."""
     clip = "clip_score" in results["ceiling"]
-    head = ("| row | mask IoU ↑ | edge F1 ↑ | attribute acc. ↑ |" + (" CLIP score ↑ |" if clip else "")
-            + " FD ↓ | diversity |\n|---|---|---|---|" + ("---|" if clip else "") + "---|---|\n")
+    head = ("| row | mask IoU ↑ | edge F1 ↑ | sketch gap ↑ | attribute acc. ↑ |" + (" CLIP score ↑ |" if clip else "")
+            + " FD ↓ | diversity |\n|---|---|---|---|---|" + ("---|" if clip else "") + "---|---|\n")
     lines = []
     for row in [{"name": "real held-out faces (judges' ceiling)", "modalities": (), "figures": results["ceiling"]},
                 *results["rows"]]:
         own = set(FIGURES) if JOINT in row["modalities"] else {FIGURE_OF[m] for m in row["modalities"] if m in FIGURE_OF}
-        cells = [f"**{row['figures'][f]:.3f}**" if f in own else f"{row['figures'][f]:.3f}" for f in FIGURES]
+        own |= {"sketch_gap"} if "edge_f1" in own else set()
+        cells = [f"**{row['figures'][f]:.3f}**" if f in own else f"{row['figures'][f]:.3f}" for f in TABLE_FIGURES]
         cells += [f"{row['figures'][f]:.2f}" if f in row["figures"] else "–"
                   for f in (("clip_score",) if clip else ()) + REALISM]
         lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
@@ -260,6 +339,12 @@ def markdown_table(results: dict) -> str:
     if results.get("diversity_samples", 0) >= 2:
         note += (f"Diversity: {results['diversity_samples']} samples for each of the first "
                  f"{results['diversity_faces']} faces' inputs.")
+    drops = modality_drops(results)
+    if drops:
+        note += ("\n\nWhat each figure of the rows of all modalities loses when one modality is removed (the whole "
+                 "row minus the row without it; the sketch gap's spread over faces in the whole row: "
+                 + ", ".join(f"{sd:.3f} ({form})" for form, sd in {d["form"]: d["sketch_gap.sd"] for d in drops}.items())
+                 + "):\n\n" + drops_table(drops))
     return head + "\n".join(lines) + note.rstrip() + "\n"
 
 

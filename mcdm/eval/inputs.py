@@ -10,6 +10,8 @@ references the judges compare a sample with.
   figure on the one stated attribute.
 - ``upper face``: the sketch and mask of the upper face only (above the line between eyes and mouth), the
   whole caption. Mask and edge figures are scored in the upper face only.
+- ``eyeglasses``: the whole sketch and mask, and for every face the one caption ``EYEGLASSES_CAPTION``: what
+  negation (a negative text weight) is measured with, the eyeglasses rate being that caption's accuracy.
 
 Variants are reproducible: each face's partial inputs come from a generator seeded by its index.
 """
@@ -63,10 +65,18 @@ def upper_face_inputs(face: FaceSample, rng: np.random.Generator) -> Targets:
     return Targets(sketch, mask, face.captions[0], edge_reference=face.sketch, edge_region=upper)
 
 
+EYEGLASSES_CAPTION = "The person wears eyeglasses."
+
+
+def eyeglasses_inputs(face: FaceSample, rng: np.random.Generator) -> Targets:
+    return Targets(face.sketch, face.mask, EYEGLASSES_CAPTION, edge_reference=face.sketch)
+
+
 INPUT_VARIANTS: dict[str, Callable[[FaceSample, np.random.Generator], Targets]] = {
     "full": full_inputs,
     "partial": partial_inputs,
     "upper face": upper_face_inputs,
+    "eyeglasses": eyeglasses_inputs,
 }
 
 

@@ -29,11 +29,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from mcdm.atomic import atomic_folder
-from mcdm.checkpoint import CHECKSUMS, verify_checksums
+from mcdm.checkpoint import checksums_required_by_env, verify_checksums
 from mcdm.data.attributes import GENDERS, HAIR_COLORS, FaceAttributes
 from mcdm.data.captions import describable
 from mcdm.data.labels import LABELS
 from mcdm.errors import CheckpointError
+from mcdm.readers import read_json_object
 
 __all__ = [
     "ATTRIBUTE_HEADS",
@@ -250,12 +251,9 @@ def _read_folder(folder: str | os.PathLike[str], kind: str) -> tuple[dict[str, A
     for path in (config_path, weights_path):
         if not path.is_file():
             raise CheckpointError(f"{str(folder)!r} is not a judge folder: {path.name} is missing")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{str(config_path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict) or config.get("judge") != kind:
-        found = config.get("judge") if isinstance(config, dict) else None
+    config = read_json_object(config_path, CheckpointError)
+    if config.get("judge") != kind:
+        found = config.get("judge")
         raise CheckpointError(f"{str(folder)!r} holds a {found!r} judge, expected a {kind!r} judge")
     if config.get("format") != FORMAT_VERSION:
         found = config.get("format")
@@ -362,13 +360,17 @@ class Judges:
     ATTRIBUTES_FOLDER: ClassVar[str] = "attributes"
 
     @classmethod
-    def load(cls, folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> "Judges":
-        """Load ``folder/parsing`` and ``folder/attributes`` (e.g. ``pretrained/judges-32``)."""
+    def load(cls, folder: str | os.PathLike[str], device: str | torch.device = "cpu", *,
+             require_checksums: bool = False) -> "Judges":
+        """Load ``folder/parsing`` and ``folder/attributes`` (e.g. ``pretrained/judges-32``).
+
+        Checked against the folder's SHA256SUMS; without a complete one, a warning, or an error when
+        ``require_checksums`` (as for judges found by name).
+        """
         folder = Path(folder)
         if not folder.is_dir():
             raise CheckpointError(f"judges folder {str(folder)!r} does not exist")
-        if (folder / CHECKSUMS).is_file():
-            verify_checksums(folder)
+        verify_checksums(folder, required=require_checksums or checksums_required_by_env())
         return cls(
             parsing=ParsingJudge.load(folder / cls.PARSING_FOLDER, device),
             attributes=AttributeJudge.load(folder / cls.ATTRIBUTES_FOLDER, device),

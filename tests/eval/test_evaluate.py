@@ -13,8 +13,8 @@ from PIL import Image
 from mcdm.checkpoint import save_model
 from mcdm.cli import cli
 from mcdm.compose import Composer
-from mcdm.eval.evaluate import (FIGURES, REALISM, evaluate, markdown_table, partial_input_rows, score,
-                                standard_rows, write_results)
+from mcdm.eval.evaluate import (FIGURES, REALISM, drops_table, evaluate, markdown_table, modality_drops,
+                                negation_rows, partial_input_rows, score, standard_rows, write_results)
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
 from mcdm.plugins import make_plugin_manager
 
@@ -45,7 +45,56 @@ def composition(tmp_path):
 def test_rows_cover_every_subset():
     names = [row.name for row in standard_rows(["sketch", "segmentation", "text"])]
     assert names == ["prior", "sketch", "segmentation", "text", "sketch + segmentation", "sketch + text",
-                     "segmentation + text", "sketch + segmentation + text", "all, own baselines"]
+                     "segmentation + text", "sketch + segmentation + text", "all, own baselines",
+                     "all but sketch, own baselines", "all but segmentation, own baselines",
+                     "all but text, own baselines"]
+
+
+def test_the_sketch_gap_credits_a_face_s_own_sketch_and_not_any_face_outline():
+    """Samples that are each face's own sketch drawn as edges score a large gap; the same edges shown against
+    the wrong faces score a gap near zero or below, where edge F1 alone would still be high."""
+    from mcdm.data.sketch import sketch_from_image
+    from mcdm.data.synthfaces import SynthFaces
+    from mcdm.eval.inputs import targets_for
+
+    faces = [SynthFaces(size=32, seed=0, split="test", length=8)[i] for i in range(8)]
+    targets = targets_for(faces, "full")
+    judges = SimpleNamespace(parsing=SimpleNamespace(parse=lambda images: np.zeros((len(images), 32, 32), np.uint8)),
+                             attributes=SimpleNamespace(predict=lambda images: [JUDGED] * len(images)))
+    images = np.stack([face.image for face in faces])
+    own = score(images, targets, judges)
+    assert own["edge_f1"] == pytest.approx(np.mean([1.0 * (sketch_from_image(f.image) > 0).any() for f in faces]))
+    shuffled = score(images[::-1].copy(), targets, judges)  # every sample is another face
+    assert own["sketch_gap"] > 0.3 and shuffled["sketch_gap"] < 0.1
+    assert shuffled["edge_f1"] > own["edge_f1"] - 0.5  # edge F1 alone stays high for the wrong faces
+    assert own["sketch_gap.sd"] >= 0
+
+
+def test_modality_drops_subtract_the_row_without_each_modality_in_the_same_form():
+    def row(modalities, baseline, **figures):
+        base = {"mask_iou": 0.5, "edge_f1": 0.9, "sketch_gap": 0.2, "sketch_gap.sd": 0.05, "attribute_accuracy": 0.7,
+                "fd": 20.0}
+        return {"name": "", "modalities": modalities, "baseline": baseline, "figures": {**base, **figures}}
+
+    results = {"rows": [row(("sketch", "text"), "shared"), row(("sketch",), "shared", attribute_accuracy=0.5),
+                        row(("text",), "shared", sketch_gap=0.0), row(("sketch", "text"), "own", mask_iou=0.6),
+                        row(("sketch",), "own"), row(("text",), "own", edge_f1=0.8)]}
+    drops = {(d["form"], d["dropped"]): d for d in modality_drops(results)}
+    assert drops[("shared", "text")]["attribute_accuracy"] == pytest.approx(0.2)
+    assert drops[("shared", "sketch")]["sketch_gap"] == pytest.approx(0.2)
+    assert drops[("own", "sketch")]["edge_f1"] == pytest.approx(0.1)
+    assert drops[("own", "text")]["mask_iou"] == pytest.approx(0.1)
+    assert "| own baselines | sketch |" in drops_table(list(drops.values()))
+
+
+def test_negation_rows_give_the_eyeglasses_caption_at_both_signs_and_forms():
+    rows = negation_rows(["sketch", "text"])
+    assert [r.name for r in rows] == ["prior", "text at +1, shared baseline", "text at +1, own baseline",
+                                      "text at -1, shared baseline", "text at -1, own baseline"]
+    assert {r.inputs for r in rows} == {"eyeglasses"}
+
+
+JUDGED = {"hair_color": "black", "eyeglasses": False, "smiling": True, "hat": False, "beard": False}
 
 
 def test_score_gives_each_captioned_attribute_its_own_accuracy():
@@ -72,12 +121,13 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     def per_attribute(figures):
         return {f for f in figures if f.startswith("attribute_accuracy.")}
 
-    assert set(results["ceiling"]) - per_attribute(results["ceiling"]) == {*FIGURES, "fd"}
+    gap = {"sketch_gap", "sketch_gap.sd"}
+    assert set(results["ceiling"]) - per_attribute(results["ceiling"]) == {*FIGURES, *gap, "fd"}
     for row in [results["ceiling"], *(r["figures"] for r in results["rows"])]:
         assert all(0.0 <= row[f] <= 1.0 for f in [*FIGURES, *per_attribute(row)]) and row["fd"] >= 0.0
         assert per_attribute(row)  # every caption states some attributes
     for row in results["rows"]:
-        assert set(row["figures"]) - per_attribute(row["figures"]) == {*FIGURES, *REALISM}
+        assert set(row["figures"]) - per_attribute(row["figures"]) == {*FIGURES, *gap, *REALISM}
         assert row["figures"]["diversity"] > 0.0  # different seeds, different images
     assert results["ceiling"]["edge_f1"] == pytest.approx(1.0)  # a face's sketch is its own Canny edges
     assert all(images.shape == (3, 32, 32, 3) for images in results["samples"].values())

@@ -2,6 +2,8 @@
 
 Ids follow CelebAMask-HQ (``mcdm.data.labels.LABELS``); ``UNKNOWN`` marks pixels nobody knows, which is
 not background. The known region is the combiner's weight map: a partial mask only speaks where it is known.
+A mask is an id map (one channel, 255 = unknown) or a picture in the CelebAMask-HQ palette, where grey
+(128, 128, 128; as ``colorize_mask`` draws it) and white (255, 255, 255) both mean unknown.
 """
 
 from __future__ import annotations
@@ -12,19 +14,25 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mcdm.data.labels import CELEBAMASK_HQ_PALETTE, LABELS, UNKNOWN
+from mcdm.data.labels import CELEBAMASK_HQ_PALETTE, LABELS, UNKNOWN, UNKNOWN_COLOR
 from mcdm.errors import ConditionError
 from mcdm.inputs import check_image, load_array
-from mcdm.modality import Modality
+from mcdm.modality import InputKind, InputSpec, Label, Modality
 
 NUM_LABELS = len(LABELS)
 CHANNELS = NUM_LABELS + 1  # one-hot labels, then the unknown channel
+UNKNOWN_COLORS = (UNKNOWN_COLOR, (255, 255, 255))  # no palette entry is grey or white
 
 
 class SegmentationModality(Modality):
     name = "segmentation"
     denoiser_type = "unet"
     summary = "face-part label map, possibly partial"
+    input_spec = InputSpec(
+        InputKind.LABEL_MAP,
+        labels=tuple(Label(i, name, tuple(int(c) for c in CELEBAMASK_HQ_PALETTE[i])) for i, name in enumerate(LABELS)),
+        unknown=UNKNOWN,
+    )
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:
         labels = check_image(load_array(raw, modality=self.name, keep_palette=True), modality=self.name,
@@ -66,14 +74,15 @@ def label_ids(array: np.ndarray) -> np.ndarray:
         palette = CELEBAMASK_HQ_PALETTE.astype(np.int64)
         palette_codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
         lookup = {int(c): i for i, c in enumerate(palette_codes)}
-        lookup[(255 << 16) | (255 << 8) | 255] = UNKNOWN  # white: unknown
+        lookup.update({(r << 16) | (g << 8) | b: UNKNOWN for r, g, b in UNKNOWN_COLORS})
         unique, inverse = np.unique(codes, return_inverse=True)
         missing = [u for u in unique if int(u) not in lookup]
         if missing:
             c = int(missing[0])
+            unknown = " or ".join(str(colour) for colour in UNKNOWN_COLORS)
             raise ConditionError(
                 f"segmentation: colour ({c >> 16}, {(c >> 8) & 255}, {c & 255}) is not in the CelebAMask-HQ palette "
-                f"({len(missing)} unknown colour(s)); give an id map or a palette image"
+                f"({len(missing)} colour(s) outside it), and unknown is {unknown}; give an id map or a palette image"
             )
         return np.array([lookup[int(u)] for u in unique], dtype=np.uint8)[inverse].reshape(codes.shape)
     ids = array[..., 0]

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mcdm.data.labels import CELEBAMASK_HQ_PALETTE, UNKNOWN
+from mcdm.data.labels import CELEBAMASK_HQ_PALETTE, UNKNOWN, colorize_mask
 from mcdm.errors import ConditionError
 from mcdm.testing import SIZE, ModalityConformance
 from mcdm_segmentation.modality import CHANNELS, NUM_LABELS, SegmentationModality
@@ -47,6 +47,16 @@ def test_palette_image_and_id_map_agree(tmp_path):
     assert torch.equal(modality.prepare(tmp_path / "palette.png", size=SIZE), modality.prepare(tmp_path / "ids.png", size=SIZE))
 
 
+@pytest.mark.parametrize("unknown", [(128, 128, 128), (255, 255, 255)], ids=["grey", "white"])
+def test_grey_or_white_in_a_palette_picture_is_unknown(tmp_path, unknown):
+    mask = face_mask(unknown_right=True)
+    picture = colorize_mask(mask)  # draws unknown grey, as the README's pictures show masks
+    picture[mask == UNKNOWN] = unknown
+    Image.fromarray(picture).save(tmp_path / "partial.png")
+    modality = SegmentationModality()
+    assert torch.equal(modality.prepare(tmp_path / "partial.png", size=SIZE), modality.prepare(mask, size=SIZE))
+
+
 def test_resized_with_nearest_so_no_new_labels_appear():
     cond = SegmentationModality().prepare(face_mask(size=100), size=SIZE)
     present = set(cond.sum((1, 2)).nonzero().flatten().tolist())
@@ -57,7 +67,8 @@ def test_resized_with_nearest_so_no_new_labels_appear():
     "raw, message",
     [
         (np.full((32, 32), 19, np.uint8), "label id 19 is outside"),
-        (np.full((32, 32, 3), 7, np.uint8), "not in the CelebAMask-HQ palette"),
+        (np.full((32, 32, 3), 7, np.uint8),
+         r"colour \(7, 7, 7\) is not in the CelebAMask-HQ palette .*unknown is \(128, 128, 128\) or \(255, 255, 255\)"),
         (np.zeros((32, 40), np.uint8), "square"),
         (np.full((32, 32), 1.5, np.float32), "whole numbers"),
     ],

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from mcdm.inputs import check_image, load_array
-from mcdm.modality import Modality
+from mcdm.modality import InputKind, InputSpec, Modality
 
 # A drawing is (nearly) two-valued; a photo has many grey levels. Share of pixels near black or white:
 DRAWING_EXTREME_SHARE = 0.85
@@ -19,6 +19,7 @@ class SketchModality(Modality):
     name = "sketch"
     denoiser_type = "unet"
     summary = "line drawing or photo edges"
+    input_spec = InputSpec(InputKind.IMAGE)  # a canvas: strokes drawn at any size, or an uploaded photo
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:
         array = check_image(load_array(raw, modality=self.name), modality=self.name, channels=(1, 3, 4))

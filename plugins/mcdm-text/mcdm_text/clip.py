@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from mcdm.atomic import atomic_folder
 from mcdm.errors import CheckpointError, ConfigError
+from mcdm.readers import read_json_object
 from mcdm_text.tokens import CONTEXT_LENGTH, VOCAB_SIZE
 
 CLIP_CONFIG = "clip_config.json"
@@ -87,7 +88,7 @@ def read_clip_config(folder: str | os.PathLike) -> dict:
         raise CheckpointError(f"CLIP folder {str(folder)!r} does not exist")
     if not path.is_file():
         raise CheckpointError(f"{str(folder)!r} is not a CLIP folder: {CLIP_CONFIG} is missing")
-    return _read_json(path)
+    return read_json_object(path, CheckpointError)
 
 
 def load_clip(folder: str | os.PathLike) -> tuple[Any, dict]:
@@ -124,7 +125,7 @@ def load_text_encoder(folder: str | os.PathLike) -> tuple[Any, dict]:
     path = folder / TEXT_CONFIG
     if not path.is_file():
         raise CheckpointError(f"{str(folder)!r} is not a text encoder folder: {TEXT_CONFIG} is missing")
-    text_cfg = _read_json(path).get("text_cfg")
+    text_cfg = read_json_object(path, CheckpointError).get("text_cfg")
     if not isinstance(text_cfg, dict):
         raise CheckpointError(f"{str(path)!r} has no 'text_cfg' object")
     encoder = build_text_encoder(text_cfg)
@@ -162,16 +163,6 @@ def _check_clip_config(config: dict) -> None:
 
 def _state_dict(module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{str(path)!r} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{str(path)!r} does not hold a JSON object")
-    return value
 
 
 def _read_weights(folder: Path) -> dict[str, torch.Tensor]:

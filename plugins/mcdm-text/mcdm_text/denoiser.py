@@ -22,6 +22,7 @@ from diffusers import UNet2DConditionModel
 
 from mcdm.errors import CheckpointError, ConditionError, ConfigError
 from mcdm.modality import Denoiser
+from mcdm.readers import DIFFUSERS_WEIGHTS, read_json_object, safetensors_weights
 from mcdm_text import DENOISER_TYPE
 from mcdm_text.clip import (
     TINY_CLIP_CONFIG,
@@ -112,6 +113,8 @@ class TextUNetDenoiser(Denoiser):
         for sub in (UNET_FOLDER, TEXT_ENCODER_FOLDER):
             if not (folder / sub).is_dir():
                 raise CheckpointError(f"{str(folder)!r} has no {sub}/ folder: it is not a {DENOISER_TYPE} model")
+        safetensors_weights(folder / UNET_FOLDER, DIFFUSERS_WEIGHTS, CheckpointError)  # never a pickle
+        read_json_object(folder / UNET_FOLDER / "config.json", CheckpointError)
         unet = UNet2DConditionModel.from_pretrained(folder / UNET_FOLDER, use_safetensors=True)
         text_encoder, text_cfg = load_text_encoder(folder / TEXT_ENCODER_FOLDER)
         return cls(unet, text_encoder, text_cfg)

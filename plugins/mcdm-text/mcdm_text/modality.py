@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from mcdm.errors import ConditionError
-from mcdm.modality import Modality
+from mcdm.modality import InputKind, InputSpec, Modality
 from mcdm_text.clip import TINY_CLIP_CONFIG
 from mcdm_text.denoiser import DENOISER_TYPE
 from mcdm_text.tokens import CONTEXT_LENGTH, null_tokens, tokenize
@@ -23,6 +23,13 @@ class TextModality(Modality):
     name = "text"
     denoiser_type = DENOISER_TYPE
     summary = "a caption, cross-attended through a frozen CLIP text tower"
+    # captions in the wording the synthetic faces' captions use (mcdm.data.captions), so the model knows them
+    input_spec = InputSpec(InputKind.TEXT, examples=(
+        "This woman has blond hair and wears eyeglasses.",
+        "A person has red hair. The person is smiling. The person does not wear a hat.",
+        "The person has black hair and has no beard. The person wears a hat.",
+        "This person wears eyeglasses and is smiling.",
+    ))
 
     def __init__(self, context_length: int = CONTEXT_LENGTH, clip_path: str | None = None):
         self.context_length = context_length

@@ -5,11 +5,12 @@ import torch
 
 from mcdm.errors import ConditionError
 from mcdm.inputs import load_array
-from mcdm.modality import Modality
+from mcdm.modality import InputKind, InputSpec, Modality
 
 
 class GreyMapModality(Modality):
     denoiser_type = "unet"
+    input_spec = InputSpec(InputKind.IMAGE)  # a canvas in the page (prepare wants it at the model's size)
 
     def __init__(self, name: str):
         self.name = name
