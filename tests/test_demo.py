@@ -51,7 +51,7 @@ def test_demo_reads_other_inputs_and_refuses_a_folder_without_faces_in_one_line(
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "demo.png").size == (3 * CELL, HEADER + CELL)
     result = run("--inputs", tmp_path / "none", "--out", tmp_path / "never.png")
-    assert result.exit_code == 1 and not (tmp_path / "never.png").exists()
+    assert result.exit_code == 2 and not (tmp_path / "never.png").exists()  # an input asked for: exit status 2
     assert result.output == f"Error: no example inputs under {tmp_path / 'none'}: expected face-*/ folders\n"
     (tmp_path / "mine" / "face-0" / "toy_a.png").unlink()
     result = run("--inputs", tmp_path / "mine", "--out", tmp_path / "never.png")
