@@ -20,6 +20,7 @@ What the mathematics does not allow is refused by :func:`check_method` with a on
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Sequence
@@ -65,10 +66,10 @@ class MethodConfig:
                               f"got [{self.particles_start}, {self.particles_end}]")
         if not 0.0 < self.ess_threshold <= 1.0:
             raise MethodError(f"ess_threshold must lie in (0, 1], got {self.ess_threshold}")
-        if self.weight_clamp <= 0:
+        if not self.weight_clamp > 0:  # NaN too; inf is no clamp
             raise MethodError(f"weight_clamp must be > 0, got {self.weight_clamp}")
-        if self.temperature <= 0:
-            raise MethodError(f"temperature must be > 0, got {self.temperature}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise MethodError(f"temperature must be a finite number > 0, got {self.temperature}")
 
     @property
     def tracks_densities(self) -> bool:

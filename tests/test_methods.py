@@ -95,7 +95,11 @@ def test_the_written_out_step_is_ddpm_with_the_forward_noise_and_no_clipping():
 @pytest.mark.parametrize("fields, message", [({"particles": 0}, "at least 1"),
                                              ({"particles_start": 0.8, "particles_end": 0.2}, "active interval"),
                                              ({"ess_threshold": 0.0}, "ess_threshold"),
-                                             ({"temperature": -1.0}, "temperature")])
+                                             ({"temperature": -1.0}, "temperature"),
+                                             ({"temperature": float("nan")}, "temperature"),
+                                             ({"temperature": float("inf")}, "temperature"),
+                                             ({"weight_clamp": float("nan")}, "weight_clamp"),
+                                             ({"ess_threshold": float("nan")}, "ess_threshold")])
 def test_bad_method_settings(fields, message):
     with pytest.raises(MethodError, match=message):
         MethodConfig(**fields)
