@@ -141,13 +141,18 @@ def negation_rows(modalities: Sequence[str]) -> list[Row]:
 def methods_rows(modalities: Sequence[str], sde_steps: int = SDE_STEPS) -> list[Row]:
     """Each modality alone, then all of them by the naive sum and by each method beyond it (docs/method.md).
 
-    The sum at the composition's own sampler and at ``sde_steps`` ddpm steps, where balanced AND and particles
-    K = 2, 4, 8 run too (they need that sampler); MALA (one corrector step) at the composition's sampler.
+    The sum at the composition's own sampler, at ``sde_steps`` ddpm steps (diffusers' DDPM step) and on the
+    stochastic step that balanced AND and particles K = 2, 4, 8 run on (they need it); MALA (one corrector step)
+    at the composition's sampler.
     """
     every = tuple(modalities)
     ddpm = (("scheduler", "ddpm"), ("steps", sde_steps))
     rows = [Row(m, (m,)) for m in modalities]
+    # the sum on the methods' own sampler (DDPM's step with the forward process's variance, mcdm.sde.Step):
+    # two particles never reweighted, one kept at random, so what the methods change is read against it
+    sde_sum = MethodConfig(particles=2, particles_start=0.0, particles_end=0.0)
     rows += [Row("naive sum", every), Row(f"naive sum, ddpm {sde_steps}", every, sampling=ddpm),
+             Row(f"naive sum, the methods' ddpm {sde_steps}", every, sampling=(*ddpm, ("method", sde_sum))),
              Row(f"balanced AND, ddpm {sde_steps}", every,
                  sampling=(*ddpm, ("method", MethodConfig(combiner=Combiner.BALANCED)))),
              Row("MALA, 1 corrector step", every,

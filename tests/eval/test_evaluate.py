@@ -209,7 +209,8 @@ def test_min_ratio_is_the_worst_modality_against_itself_alone():
 
 def test_methods_rows_record_calls_seconds_and_what_each_method_did(composition, tmp_path):
     names = [row.name for row in methods_rows(["sketch", "segmentation"], sde_steps=1)]
-    assert names == ["sketch", "segmentation", "naive sum", "naive sum, ddpm 1", "balanced AND, ddpm 1",
+    assert names == ["sketch", "segmentation", "naive sum", "naive sum, ddpm 1", "naive sum, the methods' ddpm 1",
+                     "balanced AND, ddpm 1",
                      "MALA, 1 corrector step", "particles K = 2, ddpm 1", "particles K = 4, ddpm 1",
                      "particles K = 8, ddpm 1"]
     result = CliRunner().invoke(
@@ -223,11 +224,13 @@ def test_methods_rows_record_calls_seconds_and_what_each_method_did(composition,
     # shared baselines: the prior and each modality once per step, 2 steps; MALA's chain adds 2 predictions
     # after the first step, the second of which the last step reuses
     assert calls == {"sketch": 4, "segmentation": 4, "naive sum": 6, "naive sum, ddpm 2": 6,
+                     "naive sum, the methods' ddpm 2": 12,  # two particles, never reweighted
                      "balanced AND, ddpm 2": 6, "MALA, 1 corrector step": 9,
                      "particles K = 2, ddpm 2": 12, "particles K = 4, ddpm 2": 24, "particles K = 8, ddpm 2": 48}
     assert all(row["seconds_per_image"] > 0 for row in rows.values())
     assert rows["sketch"]["min_ratio"] in (1.0, None) and rows["segmentation"]["min_ratio"] in (1.0, None)
     assert 0.0 <= rows["MALA, 1 corrector step"]["trace"]["acceptance"] <= 1.0
     assert 0.0 < rows["particles K = 4, ddpm 2"]["trace"]["ess_fraction"] <= 1.0 and rows["naive sum"]["trace"] == {}
+    assert rows["naive sum, the methods' ddpm 2"]["trace"] == {}  # its particles are never weighed
     table = (tmp_path / "results.md").read_text()
     assert "| min ratio | FD | calls / image | s / image |" in table and "| particles K = 8, ddpm 2 |" in table
