@@ -8,7 +8,12 @@ meets layouts it never saw (eyeglasses) and the caption asks for hair colours it
 - shared prior: eps = eps_u + sum_i (eps_i - eps_u), eps_u the shared prior (MCDM);
 - own baseline: each difference against its own model's null prediction, eps_i - eps_i(null);
 - mixture of priors: eps_u = sum_j pi_j eps_j(null) over the two models' own null predictions
-  (``--mixture`` sets pi for segmentation; text gets the rest).
+  (``--mixture`` sets pi for segmentation; text gets the rest): the score of the geometric mixture
+  prod_j p_j^pi_j, which favours images both priors find likely;
+- OR of the priors (``method.prior_mixing: or``): the score of the mixture sum_j pi_j p_j itself, each
+  sample's weights the posterior softmax(log p_j + log pi_j) from log-densities tracked along the trajectory
+  (docs/method.md); it needs the ddpm sampler, so it runs beside the geometric mixture on the same
+  ``--ddpm-steps`` ddpm steps.
 
 Each row is scored as ``mcdm eval`` scores (``mcdm.eval.evaluate``): mask IoU for the layout, attribute
 accuracy for the caption, FD and diversity for realism; ``comparison.png`` shows 8 faces, their masks and
@@ -35,23 +40,28 @@ from mcdm.data.labels import colorize_mask
 from mcdm.eval.evaluate import Row, evaluate, markdown_table, write_results
 from mcdm.eval.judges import Judges
 from mcdm.imageio import labelled_rows, save_png_atomic
+from mcdm.methods import MethodConfig, PriorMixing
 from mcdm.plugins import make_plugin_manager
 from mcdm.pretrained import resolve
 
 MODALITIES = ("segmentation", "text")
 
 
-def combiners(mixture: float) -> dict[str, dict]:
+def combiners(mixture: float, ddpm_steps: int) -> dict[str, dict]:
     own = {m: ModalityConfig(path="", baseline=Baseline.OWN) for m in MODALITIES}
+    priors = {"prior_mixture": {"segmentation": mixture, "text": 1.0 - mixture}}
+    ddpm = {"scheduler": "ddpm", "steps": ddpm_steps}
     return {
         "shared prior": {},
         "own baseline": {"settings": own},
-        "mixture of priors": {"prior_mixture": {"segmentation": mixture, "text": 1.0 - mixture}},
+        "mixture of priors": priors,
+        f"mixture of priors, ddpm {ddpm_steps}": {**priors, **ddpm},
+        f"OR of the priors, ddpm {ddpm_steps}": {**priors, **ddpm, "method": MethodConfig(prior_mixing=PriorMixing.OR)},
     }
 
 
 def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mixture: float, steps: int | None,
-        out: Path, reference: int = 1000) -> dict:
+        out: Path, reference: int = 1000, ddpm_steps: int = 50) -> dict:
     plugins = make_plugin_manager()
     models = {"segmentation": load_model(segmentation, plugins, name="segmentation (dark-hair)"),
               "text": load_model(text, plugins, name="text (default)")}
@@ -59,13 +69,14 @@ def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mi
     judge = Judges.load(judges)
     singles = [Row(f"{m} alone", (m,)) for m in MODALITIES]
     tables = {}
-    for name, options in combiners(mixture).items():
+    for name, options in combiners(mixture, ddpm_steps).items():
         composer = Composer(prior_model, models, plugins=plugins, **options)
         rows = [Row(f"segmentation + text, {name}", MODALITIES)]
         if name == "shared prior":
             rows = singles + rows  # a single model is the same under every combiner but its own baseline
-        results = evaluate(composer, judge, rows, n=n, steps=steps, reference=reference, progress=False)
-        write_results(results, out / name.replace(" ", "-"))
+        results = evaluate(composer, judge, rows, n=n, steps=None if "scheduler" in options else steps,
+                           reference=reference, progress=False)
+        write_results(results, out / name.replace(", ", "-").replace(" ", "-"))
         tables[name] = results
     merged = {**tables["shared prior"], "rows": [r for t in tables.values() for r in t["rows"]]}
     merged.pop("samples"), merged.pop("real")
@@ -96,13 +107,14 @@ def main() -> None:
     parser.add_argument("--mixture", type=float, default=0.5, help="weight of the segmentation model's prior")
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--ddpm-steps", type=int, default=50, help="steps of the two ddpm rows (the OR needs ddpm)")
     parser.add_argument("--reference", type=int, default=1000, help="real faces the Fréchet distance compares with")
     parser.add_argument("--out", type=Path, default=Path("mixing-results"))
     args = parser.parse_args()
     shipped = resolve("synthfaces-32")
     merged = run(args.segmentation, args.text or shipped / "text", args.prior or shipped / "prior",
                  resolve(args.judges), n=args.n, mixture=args.mixture, steps=args.steps, out=args.out,
-                 reference=args.reference)
+                 reference=args.reference, ddpm_steps=args.ddpm_steps)
     print(markdown_table(merged))
     print(f"wrote {args.out / 'results.md'}")
 

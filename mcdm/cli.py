@@ -238,9 +238,12 @@ def demo(model, steps, seed, out, inputs):
               help="Real held-out faces the Fréchet distance compares with.")
 @click.option("--diversity-samples", type=click.IntRange(min=0), default=4, show_default=True,
               help="Samples per face (for 8 faces) that the diversity figure compares; 0 or 1 leaves it out.")
-@click.option("--rows", "row_set", type=click.Choice(["standard", "partial", "negation"]), default="standard",
-              show_default=True,
-              help="standard: the prior, every subset of the modalities; partial: partial inputs and the options.")
+@click.option("--rows", "row_set", type=click.Choice(["standard", "partial", "negation", "methods"]),
+              default="standard", show_default=True,
+              help="standard: the prior, every subset of the modalities; partial: partial inputs and the options; "
+                   "methods: the naive sum against particles, balanced AND and MALA (docs/method.md).")
+@click.option("--ddpm-steps", type=click.IntRange(min=1), default=50, show_default=True,
+              help="ddpm steps of the methods rows that need the stochastic sampler (--rows methods).")
 @click.option("--tune", "tune_n", type=click.IntRange(min=0), default=0, show_default=True,
               help="Add a row with weights tuned on this many validation faces (never scored); 0: no tuning.")
 @click.option("--oracle", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -248,12 +251,13 @@ def demo(model, steps, seed, out, inputs):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
 @REQUIRE_CHECKSUMS
 @friendly_errors
-def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, tune_n, oracle, out,
-             require_checksums):
+def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, ddpm_steps, tune_n,
+             oracle, out, require_checksums):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.compose import Composer
-    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, negation_rows,
-                                    partial_input_rows, standard_rows, write_results)
+    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, methods_rows, methods_table,
+                                    negation_rows, partial_input_rows, standard_rows, write_results,
+                                    write_tables)
     from mcdm.eval.judges import Judges
     from mcdm.pretrained import given_by_path, resolve
     from mcdm.validate import check_scheduler_name, check_writable_folder
@@ -264,7 +268,11 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
     composer = Composer.from_pretrained(model, require_checksums=require_checksums)
     judge = Judges.load(resolve(judges), require_checksums=require_checksums or not given_by_path(judges))
     modalities = list(composer.models)
-    rows = {"standard": standard_rows, "partial": partial_input_rows, "negation": negation_rows}[row_set](modalities)
+    if row_set == "methods":
+        rows, table = methods_rows(modalities, ddpm_steps), methods_table
+    else:
+        rows = {"standard": standard_rows, "partial": partial_input_rows, "negation": negation_rows}[row_set](modalities)
+        table = markdown_table
     tuning = None
     if tune_n:
         from mcdm.eval.tune import tune_weights
@@ -283,11 +291,12 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
                  for variant in dict.fromkeys(row.inputs for row in rows)]
     results = run_evaluation(composer, judge, rows, n=n, steps=steps, scheduler=scheduler, seed=seed,
                              reference=reference, diversity_samples=diversity_samples,
-                             clip_score=_shipped_clip(resolve(model)), others=others)
+                             clip_score=_shipped_clip(resolve(model)), others=others,
+                             on_row=lambda so_far: write_tables(so_far, out, table))  # a stopped run keeps its rows
     if tuning is not None:
         results["tuning"] = tuning
-    write_results(results, out)
-    click.echo(markdown_table(results))
+    write_results(results, out, table=table)
+    click.echo(table(results))
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")
 
 

@@ -76,3 +76,104 @@ class TimeWindow:
 
     def contains(self, t_fraction: float) -> bool:
         return self.start <= t_fraction <= self.end
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Every prediction one composed step made, and the sum combiner's weights: what the methods build on.
+
+    ``priors`` are eps_u's components (one unless a prior mixture, with ``prior_weights`` pi_j); for each
+    speaking term, ``conditional[i]``, its ``baselines[i]`` (model i's own null prediction, or None for eps_u)
+    and its ``weights[i]`` (a scalar or a map constant over the image: see ``mcdm.methods.check_method``).
+    """
+
+    priors: tuple[torch.Tensor, ...]
+    prior_weights: tuple[float, ...]
+    conditional: tuple[torch.Tensor, ...]
+    baselines: tuple[torch.Tensor | None, ...]
+    weights: tuple[float | torch.Tensor, ...]
+
+    def predictions(self) -> tuple[torch.Tensor, ...]:
+        """Every distinct model output: priors, then the conditionals, then the own baselines given."""
+        return (*self.priors, *self.conditional, *(b for b in self.baselines if b is not None))
+
+    def sample_weights(self) -> torch.Tensor:
+        """The terms' weights as one (B, N) tensor of per-sample scalars."""
+        import torch  # lazily, as the module's (see the import at the top)
+
+        batch = self.priors[0].shape[0]
+        ref = self.priors[0]
+        columns = [torch.as_tensor(w, dtype=torch.float32, device=ref.device).reshape(-1)[:1].expand(batch)
+                   if not torch.is_tensor(w) or w.numel() == 1
+                   else w.reshape(w.shape[0], -1)[:, 0].to(ref.device, torch.float32).expand(batch)
+                   for w in self.weights]
+        return torch.stack(columns, dim=1) if columns else ref.new_zeros(batch, 0)
+
+
+def sum_coefficients(parts: Parts) -> list[torch.Tensor]:
+    """The sum combiner as sum_j c_j eps_j over ``parts.predictions()``, each c_j a (B,) tensor; sum_j c_j = 1.
+
+    eps_u's coefficient is 1 minus the shared-baseline weights, split over the priors by pi_j; a term has w_i,
+    its own baseline -w_i. So the composed field is the score of prod_j p_j^c_j.
+    """
+    import torch
+
+    w = parts.sample_weights()
+    shared = torch.tensor([b is None for b in parts.baselines], device=w.device)
+    prior_share = 1.0 - (w * shared).sum(dim=1)
+    coefficients = [pi * prior_share for pi in parts.prior_weights]
+    coefficients += list(w.unbind(dim=1))
+    coefficients += [-w[:, i] for i, b in enumerate(parts.baselines) if b is not None]
+    return coefficients
+
+
+def posterior_weights(logdensities: torch.Tensor, proportions: Sequence[float] | torch.Tensor,
+                      temperature: float = 1.0) -> torch.Tensor:
+    """softmax(T log p_j + log pi_j) over j, per sample: (B, M) log-densities, (M,) or (B, M) proportions -> (B, M).
+
+    With T = 1 these are the posterior probabilities of the components of sum_j pi_j p_j at x, so
+    sum_j rho_j grad log p_j is the mixture's exact score.
+    """
+    import torch
+
+    pi = torch.as_tensor(proportions, dtype=logdensities.dtype, device=logdensities.device)
+    return torch.softmax(temperature * logdensities + (pi / pi.sum(dim=-1, keepdim=True)).log(), dim=1)
+
+
+def mix(predictions: Sequence[torch.Tensor], rho: torch.Tensor) -> torch.Tensor:
+    """sum_j rho_j eps_j with per-sample weights rho (B, M)."""
+    view = (-1,) + (1,) * (predictions[0].ndim - 1)
+    return sum(rho[:, j].reshape(view).to(e.dtype) * e for j, e in enumerate(predictions))
+
+
+def balanced_weights(predicted: torch.Tensor, gram: torch.Tensor, total: torch.Tensor,
+                     fallback: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
+    """SuperDiff's AND weights kappa (B, N): after the step every modality's log-density ratio r_i is equal.
+
+    ``predicted`` (B, N) is r_i after the step with every kappa at 0 and ``gram`` (B, N, N) how kappa_j moves
+    r_i, so r_i' = predicted_i + sum_j gram_ij kappa_j. Solve the (N+1)x(N+1) system in (kappa, lambda)
+
+        sum_j gram_ij kappa_j - lambda = -predicted_i   (i = 1..N),     sum_j kappa_j = total
+
+    with a ridge of ``ridge`` times gram's mean diagonal, which bounds kappa where two modalities' predictions
+    coincide (no kappa can then separate their log-densities). Weights are kept >= 0 (a conjunction) and
+    renormalised to ``total``; where gram vanishes (every prediction equal, early steps) or the solve fails,
+    ``fallback`` (the composition's weights) is used.
+    """
+    import torch
+
+    batch, n = predicted.shape
+    if n < 2:
+        return fallback
+    g = gram.double()
+    scale = torch.diagonal(g, dim1=1, dim2=2).mean(dim=1)  # (B,)
+    system = g.new_zeros(batch, n + 1, n + 1)
+    system[:, :n, :n] = g + (ridge * scale)[:, None, None] * torch.eye(n, dtype=g.dtype, device=g.device)
+    system[:, :n, n] = -1.0
+    system[:, n, :n] = 1.0
+    rhs = torch.cat([-predicted.double(), total.double()[:, None]], dim=1)
+    solved = torch.linalg.solve_ex(system, rhs)
+    kappa = solved.result[:, :n].clamp(min=0.0)
+    kappa = kappa * (total.double() / kappa.sum(dim=1).clamp(min=1e-12))[:, None]
+    usable = (scale > 1e-12) & (solved.info == 0) & torch.isfinite(kappa).all(dim=1)
+    return torch.where(usable[:, None], kappa, fallback.double()).to(fallback.dtype)

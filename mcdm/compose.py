@@ -25,6 +25,7 @@ from mcdm.errors import (ArgumentError, CheckpointError, ConditionError, ConfigE
 from mcdm.fused import Fuse, fuse_enabled, fusion_groups
 from mcdm.grouped import GroupedEps, shares_networks
 from mcdm.latent import LatentSpace, latent_space, load_vae, pool_weights
+from mcdm.methods import MethodConfig, TermFacts, Trace, check_method
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import open_composition
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
@@ -52,6 +53,7 @@ class Composer:
         corrector_steps: int = 0,
         corrector_size: float = 0.1,
         prior_mixture: Mapping[str, float] | None = None,
+        method: MethodConfig = MethodConfig(),
         plugins: PluginSet | None = None,
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
@@ -86,6 +88,7 @@ class Composer:
         self.default_steps = steps
         self.corrector = {"corrector_steps": corrector_steps, "corrector_size": corrector_size}
         self.prior_mixture = self._check_mixture(dict(prior_mixture or {}))
+        self.method = method
         self.sample_size = prior.denoiser.sample_size
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
@@ -121,7 +124,8 @@ class Composer:
                 prepare_condition(plugins.modality(name), name, raw, prior.denoiser.sample_size)
         models = {name: _load_named(root / m.path, plugins, config.name, name) for name, m in config.modalities.items()}
         kwargs = {"corrector_steps": config.corrector_steps, "corrector_size": config.corrector_size,
-                  "prior_mixture": dict(config.prior_mixture), "fuse": config.fuse, **kwargs}
+                  "prior_mixture": dict(config.prior_mixture), "fuse": config.fuse, "method": config.method,
+                  **kwargs}
         if config.vae:
             kwargs.setdefault("vae", load_vae(root / config.vae, _weights_dtype(prior.denoiser)))
         return cls(prior, models, settings=config.modalities, scheduler=config.scheduler, steps=config.steps,
@@ -159,6 +163,8 @@ class Composer:
         callback: StepCallback | None = None,
         corrector_steps: int | None = None,
         corrector_size: float | None = None,
+        method: MethodConfig | None = None,
+        trace: Trace | None = None,
     ) -> torch.Tensor:
         """Images as a (num_images, C, H, W) float tensor in [-1, 1], on the CPU.
 
@@ -167,23 +173,30 @@ class Composer:
         ``settings`` overlays per-modality settings (``REQUEST_SETTINGS``) on the composition's for this call,
         e.g. ``{"text": {"weight": -1, "start": 0.2, "baseline": "own"}}``.
         ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
+        ``method``: particles, balanced AND, OR, MALA (:class:`mcdm.methods.MethodConfig`) [composition default];
+        ``trace`` (a :class:`mcdm.methods.Trace`) records the particles' ESS and MALA's acceptance.
         """
+        method = self.method if method is None else method
+        corrector_steps = self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps
         scheduler = self.scheduler_name if scheduler is None else check_name(scheduler, "scheduler")
         sched = make_scheduler(scheduler, self.schedule_config)
         steps = check_steps(self.default_steps if steps is None else steps,
                             int(self.schedule_config["num_train_timesteps"]), scheduler)
         generator = torch.Generator("cpu").manual_seed(check_seed(seed))
-        self._check_batch_fits(conditions, num_images)
-        predictor = self.predictor(conditions, num_images=num_images, weights=weights, settings=settings)
-        size = predictor.batch_size
+        self._check_batch_fits(conditions, num_images, method.particles)
+        predictor = self.predictor(conditions, num_images=num_images, weights=weights, settings=settings,
+                                   particles=method.particles)
+        check_method(method, [_facts(term) for term in predictor.terms], corrector_steps=corrector_steps,
+                     prior_mixture=bool(self.prior_mixture))
+        size = predictor.batch_size // method.particles
         try:
             with self._autocast():
                 x = sample(
                     predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
                     steps=steps, generator=generator, device=self.device,
-                    progress=progress, callback=callback,
-                    corrector_steps=self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps,
+                    progress=progress, callback=callback, corrector_steps=corrector_steps,
                     corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
+                    method=method, trace=trace,
                 )
                 if self.latent is not None:
                     x = self.latent.decode(x)
@@ -209,9 +222,15 @@ class Composer:
         num_images: int | None = None,
         weights: Mapping[str, float] | None = None,
         settings: Mapping[str, Mapping[str, Any]] | None = None,
+        particles: int = 1,
     ) -> ComposedEps:
-        """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from."""
+        """The composed eps-predictor ``(x_t, t) -> eps*`` for a request: what ``generate_tensor`` samples from.
+
+        With ``particles`` K, each image's conditions are repeated for its K particles (batch B * K).
+        """
         batch, shared = self._prepare_batch(conditions, num_images)
+        if particles > 1:
+            batch = {name: cond.repeat_interleave(particles, dim=0) for name, cond in batch.items()}
         check_weight_names(weights or {}, batch)
         weights = {name: check_weight(name, w) for name, w in (weights or {}).items()}
         twice = [name for name in weights if "weight" in (settings or {}).get(name, {})]
@@ -220,7 +239,7 @@ class Composer:
         request = self.request_settings(settings, given=batch)
         terms = [self._term(name, cond, shared, weights.get(name), request[name])
                  for name, cond in batch.items()]
-        size = next(iter(batch.values())).shape[0] if batch else (num_images or 1)
+        size = next(iter(batch.values())).shape[0] if batch else (num_images or 1) * particles
         # denoisers sharing one network (e.g. a UNet read by several ControlNets) run as one batched call
         if self.fused or shares_networks([self.prior, *self.models.values()]):
             return GroupedEps(self.prior, terms, batch_size=size, prior_mixture=self.prior_mixture, fused=self.fused)
@@ -250,15 +269,15 @@ class Composer:
                 raise ArgumentError(f"settings for {name!r}: {exc}") from None
         return merged
 
-    def _check_batch_fits(self, conditions, num_images: int | None) -> None:
-        """Refuse, before any tensor is built, a batch that cannot fit in memory."""
+    def _check_batch_fits(self, conditions, num_images: int | None, particles: int = 1) -> None:
+        """Refuse, before any tensor is built, a batch that cannot fit in memory (each image's ``particles``)."""
         if isinstance(conditions, Mapping):
             size, names = (1 if num_images is None else check_count(num_images, "num_images")), list(conditions)
         else:
             _check_per_image(conditions)
             size, names = len(conditions), list(conditions[0])
         own = sum(1 for name in names if name in self.settings and self.settings[name].baseline is Baseline.OWN)
-        check_num_images(size, max_images(self.sample_size, self.channels, 1 + len(names) + own))
+        check_num_images(size, max(1, max_images(self.sample_size, self.channels, 1 + len(names) + own) // particles))
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
         unknown = [name for name in mixture if name != PRIOR and name not in self.models]
@@ -319,6 +338,12 @@ class Composer:
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
 
 
+def _weights_dtype(denoiser: torch.nn.Module) -> torch.dtype:
+    """The dtype of a denoiser's weights; float32 for one without any (an analytic eps, as the tests' oracles)."""
+    first = next(denoiser.parameters(), None)
+    return torch.float32 if first is None else first.dtype
+
+
 def _check_per_image(conditions: Any) -> list:
     """Conditions given one mapping per image: a non-empty list or tuple of mappings."""
     if not isinstance(conditions, (list, tuple)) or not all(isinstance(c, Mapping) for c in conditions):
@@ -368,6 +393,19 @@ def _checked_setting(name: str, setting: ModalityConfig) -> ModalityConfig:
     if not isinstance(setting.weight_map, bool):
         raise ConfigError(f"settings for {name!r}: weight_map must be true or false, got {setting.weight_map!r}")
     return dataclasses.replace(setting, weight=float(setting.weight), baseline=baseline)
+
+
+def _facts(term: Term) -> TermFacts:
+    """What the method checks need of a term (one look at its weight map per request, not per step)."""
+    weight = term.weight
+    if torch.is_tensor(weight):
+        low, high = float(weight.min()), float(weight.max())
+        flat = weight.reshape(weight.shape[0], -1)
+        varies = bool((flat != flat[:, :1]).any())
+    else:
+        low = high = float(weight)
+        varies = False
+    return TermFacts(term.name, low, high, varies, (term.window.start, term.window.end))
 
 
 def _short(raw: Any) -> str:

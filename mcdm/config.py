@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from mcdm.combine import Baseline
 from mcdm.errors import ArgumentError, ConfigError
+from mcdm.methods import MethodConfig
 from mcdm.readers import read_yaml_mapping
 from mcdm.validate import check_count, check_scheduler_name, check_weight
 
@@ -54,6 +55,8 @@ class CompositionConfig:
     corrector_steps: int = 0  # Langevin steps after each sampler step (mcdm.sampling.langevin_correct)
     corrector_size: float = 0.1
     fuse: str = "auto"  # models of one architecture as one call per step (mcdm.fused): auto (not on CPU), always, never
+    # beyond the plain sum: particles, balanced AND, OR, MALA (mcdm.methods.MethodConfig), e.g. method.particles=4
+    method: MethodConfig = field(default_factory=MethodConfig)
 
     def __post_init__(self):
         check_count(self.steps, "steps")

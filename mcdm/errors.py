@@ -63,3 +63,7 @@ class UnverifiedModelWarning(UserWarning):
 class NegationWarning(UserWarning):
     """A negative weight (NOT) against the shared prior: it subtracts the model gap eps_i(null) - eps_u as well as
     the condition's direction, which broke the shipped faces; the own baseline subtracts the condition alone."""
+
+
+class MethodError(ConfigError):
+    """A composition method (particles, balanced AND, OR, MALA) that the request's settings or sampler rule out."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from mcdm.checkpoint import LoadedModel
-from mcdm.combine import Baseline, TimeWindow, combine, mix_priors
+from mcdm.combine import Baseline, Parts, TimeWindow, combine, mix_priors
 from mcdm.errors import ConfigError
 from mcdm.schedule import Prediction, alphas_cumprod, to_eps
 
@@ -88,9 +88,16 @@ class ComposedEps:
                               "gives them no condition: give one, or leave them out of prior_mixture")
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        parts = self.parts(x_t, t)
+        # without a mixture eps_u is the prior's output itself (1.0 * e + 0 would turn its -0.0 into 0.0)
+        eps_u = mix_priors(parts.priors, parts.prior_weights) if self.prior_mixture else parts.priors[0]
+        return combine(eps_u, parts.conditional, parts.weights, parts.baselines)
+
+    def parts(self, x_t: torch.Tensor, t: torch.Tensor) -> Parts:
+        """Every prediction of one composed step (one network call per model, as ``__call__``), unmixed."""
         # t comes from scheduler.timesteps, kept on the CPU: reading it never waits for the device.
         t_fraction = float(t) / self.num_train_timesteps
-        eps_u, nulls = self._prior(x_t, t)
+        priors, nulls = self._priors(x_t, t)
         predictions, weights, baselines = [], [], []
         for term in self.terms:
             if not term.window.contains(t_fraction):
@@ -106,14 +113,15 @@ class ComposedEps:
             predictions.append(eps_i)
             weights.append(term.weight)
             baselines.append(own)
-        return combine(eps_u, predictions, weights, baselines)
+        mixture = self.prior_mixture or {PRIOR: 1.0}
+        return Parts(priors=tuple(priors), prior_weights=tuple(mixture.values()), conditional=tuple(predictions),
+                     baselines=tuple(baselines), weights=tuple(weights))
 
-    def _prior(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """eps_u (the prior, or the mixture of priors) and the terms' null predictions computed for it."""
+    def _priors(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """eps_u's components (the prior, or the mixture's priors) and the terms' null predictions among them."""
         if not self.prior_mixture:
-            return self.prior(x_t, t, None), {}
+            return [self.prior(x_t, t, None)], {}
         terms = {term.name: term for term in self.terms}
         parts = {name: self.prior(x_t, t, None) if name == PRIOR
                  else terms[name].model(x_t, t, terms[name].null_condition) for name in self.prior_mixture}
-        eps_u = mix_priors(list(parts.values()), list(self.prior_mixture.values()))
-        return eps_u, {name: eps for name, eps in parts.items() if name != PRIOR}
+        return list(parts.values()), {name: eps for name, eps in parts.items() if name != PRIOR}

@@ -18,7 +18,7 @@ SCHEDULE = ddpm_schedule()
 pytestmark = pytest.mark.filterwarnings("ignore:Matrix is singular")
 
 
-def test_dataset_mixing_example_compares_the_three_combiners(plugins, tmp_path):
+def test_dataset_mixing_example_compares_the_combiners(plugins, tmp_path):
     spec = importlib.util.spec_from_file_location("dataset_mixing", EXAMPLE)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
@@ -34,12 +34,14 @@ def test_dataset_mixing_example_compares_the_three_combiners(plugins, tmp_path):
     Judges(ParsingJudge.build(), AttributeJudge.build()).save(tmp_path / "judges")
 
     merged = example.run(tmp_path / "seg", tmp_path / "text", tmp_path / "prior", tmp_path / "judges", n=2,
-                         mixture=0.3, steps=2, out=tmp_path / "out", reference=4)
+                         mixture=0.3, steps=2, out=tmp_path / "out", reference=4, ddpm_steps=2)
     names = [row["name"] for row in merged["rows"]]
     assert names == ["segmentation alone", "text alone", "segmentation + text, shared prior",
-                     "segmentation + text, own baseline", "segmentation + text, mixture of priors"]
+                     "segmentation + text, own baseline", "segmentation + text, mixture of priors",
+                     "segmentation + text, mixture of priors, ddpm 2", "segmentation + text, OR of the priors, ddpm 2"]
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["mixture"] == 0.3 and len(saved["rows"]) == 5
+    assert saved["mixture"] == 0.3 and len(saved["rows"]) == 7
     assert (tmp_path / "out" / "mixture-of-priors" / "samples.png").is_file()
+    assert (tmp_path / "out" / "OR-of-the-priors-ddpm-2" / "samples.png").is_file()
     sheet = Image.open(tmp_path / "out" / "comparison.png")
-    assert sheet.height == 7 * (64 + 2) + 2  # the face, its mask and the five rows, each tile 32x32 shown at 64
+    assert sheet.height == 9 * (64 + 2) + 2  # the face, its mask and the seven rows, each tile 32x32 shown at 64

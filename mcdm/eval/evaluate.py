@@ -28,6 +28,11 @@ samples look like faces and differ from one another:
   other real held-out faces (the real faces' own distance, at the same N, is the floor);
 - ``diversity``: mean pairwise L2 distance (pixels in [0, 1]) among several samples drawn for the same
   face's inputs, averaged over a few faces.
+
+Beside the figures, each row records its network evaluations per image (``calls_per_image``: the images of every
+batch any of its models ran, over the row's images) and ``seconds_per_image``, and, where the rows of its
+modalities alone are in the same results, ``min_ratio``: each modality's figure (``MODALITY_FIGURE``) divided by
+that modality's figure alone, the minimum over its modalities (1: no input lost ground by being composed).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ from mcdm.eval import MIN_FACES
 from mcdm.eval.inputs import SCORED_ATTRIBUTES, Targets, targets_for
 from mcdm.eval.judges import Judges
 from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1_in_region, frechet_distance, mean_iou
+from mcdm.methods import Combiner, Corrector, MethodConfig, Trace
 from mcdm.seeds import check_seed
 
 FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
@@ -65,6 +71,9 @@ REALISM = ("fd", "diversity")
 ClipScore = Callable[[np.ndarray, list[str]], np.ndarray]  # uint8 images, captions -> a score per image
 FIGURE_OF = {"segmentation": "mask_iou", "sketch": "edge_f1", "text": "attribute_accuracy"}
 JOINT = "joint"  # the oracle modality (plugins/mcdm-joint): it controls every figure
+# the figure min_ratio reads for each modality: the sketch's gap, since edge F1 barely moves without the sketch
+MODALITY_FIGURE = {"segmentation": "mask_iou", "sketch": "sketch_gap", "text": "attribute_accuracy"}
+SDE_STEPS = 50  # ddpm steps of the methods rows that need the stochastic sampler
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,10 @@ class RowResult:
     inputs: str = "full"
     seconds: float = 0.0  # generating the row's n samples (not scoring them, not the diversity draws)
     baseline: str = ""  # "shared" or "own" when the row sets every modality's baseline to it
+    seconds_per_image: float = 0.0
+    calls_per_image: float = 0.0  # network evaluations per image (a batch of B counts B)
+    min_ratio: float | None = None  # min over modalities of the row's figure / the modality's alone (min_ratios)
+    trace: dict = field(default_factory=dict)  # what a method did (mcdm.methods.Trace): ESS, acceptance
 
 
 def standard_rows(modalities: Sequence[str]) -> list[Row]:
@@ -127,6 +140,44 @@ def negation_rows(modalities: Sequence[str]) -> list[Row]:
             rows.append(Row(f"text at {weight:+g}, {baseline.value} baseline", ("text",), weights=(("text", weight),),
                             inputs="eyeglasses", settings=(("text", "baseline", baseline),)))
     return rows
+
+
+def methods_rows(modalities: Sequence[str], sde_steps: int = SDE_STEPS) -> list[Row]:
+    """Each modality alone, then all of them by the naive sum and by each method beyond it (docs/method.md).
+
+    The sum at the composition's own sampler, at ``sde_steps`` ddpm steps (diffusers' DDPM step) and on the
+    stochastic step that balanced AND and particles K = 2, 4, 8 run on (they need it); MALA (one corrector step)
+    at the composition's sampler.
+    """
+    every = tuple(modalities)
+    ddpm = (("scheduler", "ddpm"), ("steps", sde_steps))
+    rows = [Row(m, (m,)) for m in modalities]
+    # the sum on the methods' own sampler (DDPM's step with the forward process's variance, mcdm.sde.Step):
+    # two particles never reweighted, one kept at random, so what the methods change is read against it
+    sde_sum = MethodConfig(particles=2, particles_start=0.0, particles_end=0.0)
+    rows += [Row("naive sum", every), Row(f"naive sum, ddpm {sde_steps}", every, sampling=ddpm),
+             Row(f"naive sum, the methods' ddpm {sde_steps}", every, sampling=(*ddpm, ("method", sde_sum))),
+             Row(f"balanced AND, ddpm {sde_steps}", every,
+                 sampling=(*ddpm, ("method", MethodConfig(combiner=Combiner.BALANCED)))),
+             Row("MALA, 1 corrector step", every,
+                 sampling=(("method", MethodConfig(corrector=Corrector.MALA)), ("corrector_steps", 1)))]
+    rows += [Row(f"particles K = {k}, ddpm {sde_steps}", every,
+                 sampling=(*ddpm, ("method", MethodConfig(particles=k)))) for k in (2, 4, 8)]
+    return rows
+
+
+def min_ratios(results: dict) -> None:
+    """Set each row's ``min_ratio`` from the rows of its modalities alone (same inputs, the first such row)."""
+    alone = {}
+    for row in results["rows"]:
+        if len(row["modalities"]) == 1:
+            alone.setdefault((row["modalities"][0], row["inputs"]), row["figures"])
+    for row in results["rows"]:
+        ratios = [row["figures"][MODALITY_FIGURE[m]] / alone[(m, row["inputs"])][MODALITY_FIGURE[m]]
+                  for m in row["modalities"]
+                  if m in MODALITY_FIGURE and (m, row["inputs"]) in alone
+                  and alone[(m, row["inputs"])][MODALITY_FIGURE[m]] > 0]  # no ratio to a figure at or below 0
+        row["min_ratio"] = min(ratios) if ratios and len(ratios) == len(row["modalities"]) else None
 
 
 def modality_drops(results: dict) -> list[dict]:
@@ -251,12 +302,14 @@ def changed_settings(composer, changes: Sequence[tuple[str, str, object]]):
 
 
 def generate_row(composer, row: Row, faces: Sequence[FaceSample], targets: Sequence[Targets], *,
-                 steps: int | None, scheduler: str | None, seed: int, batch_size: int) -> np.ndarray:
+                 steps: int | None, scheduler: str | None, seed: int, batch_size: int,
+                 trace: Trace | None = None) -> np.ndarray:
     """One sample per face, batch by batch; batch b uses seed ``seed + b`` so every row sees the same noise."""
     images = []
     for b, start in enumerate(range(0, len(faces), batch_size)):
         chunk = faces[start : start + batch_size]
-        options = {"steps": steps, "scheduler": scheduler, "seed": seed + b, "progress": False, **dict(row.sampling)}
+        options = {"steps": steps, "scheduler": scheduler, "seed": seed + b, "progress": False, "trace": trace,
+                   **dict(row.sampling)}
         if row.modalities:
             conditions = [face_inputs(face, target, composer, row.modalities)
                           for face, target in zip(chunk, targets[start : start + batch_size])]
@@ -279,13 +332,13 @@ def row_diversity(composer, row: Row, faces: Sequence[FaceSample], targets: Sequ
 def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, steps: int | None = None,
              scheduler: str | None = None, seed: int = 0, batch_size: int = 32, reference: int = 1000,
              diversity_faces: int = 8, diversity_samples: int = 4, clip_score: ClipScore | None = None,
-             others: Sequence = (), progress: bool = True) -> dict:
+             others: Sequence = (), progress: bool = True, on_row: Callable[[dict], None] | None = None) -> dict:
     """Every row's figures on ``n`` held-out faces, plus the judges' ceiling on the real faces.
 
     The Fréchet reference is ``reference`` further test-split faces (after the first ``n``); diversity uses
     ``diversity_samples`` extra draws for each of the first ``diversity_faces`` faces (0 leaves it out).
     A row whose modalities ``composer`` lacks runs on the first of ``others`` that has them all (e.g. the
-    joint oracle's composer).
+    joint oracle's composer). ``on_row(results)`` sees the results after each row (a long run's rows so far).
     """
     if n < MIN_FACES or reference < MIN_FACES:
         raise ConfigError(f"n={n}, reference={reference}: the Fréchet distance needs at least {MIN_FACES} faces in each")
@@ -305,9 +358,11 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     for row in tqdm(rows, desc="evaluate", disable=not progress):
         row_targets = targets[row.inputs]
         runner = composer_for(row, [composer, *others])
-        started = time.perf_counter()
-        images = generate_row(runner, row, faces, row_targets, seed=seed, **settings)
-        seconds = time.perf_counter() - started
+        trace = Trace()
+        with counted_calls(runner) as calls:
+            started = time.perf_counter()
+            images = generate_row(runner, row, faces, row_targets, seed=seed, trace=trace, **settings)
+            seconds = time.perf_counter() - started
         samples[row.name] = images
         figures = {**score(images, row_targets, judges, clip_score),
                    "fd": frechet_distance(judges.attributes.features(images), reference_features)}
@@ -315,10 +370,39 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
             figures["diversity"] = row_diversity(runner, row, faces[:diversity_faces], row_targets[:diversity_faces],
                                                  samples=diversity_samples, seed=seed, **settings)
         results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs, seconds,
-                                                _baseline_form(row))))
+                                                _baseline_form(row), seconds / n, calls[0] / n,
+                                                trace=_trace_summary(trace))))
+        min_ratios(results)
+        if on_row is not None:
+            on_row(results)
     results["samples"] = samples
     results["real"] = real
     return results
+
+
+@contextmanager
+def counted_calls(composer):
+    """A one-element list counting the images every network evaluation of ``composer``'s models takes."""
+    count = [0]
+
+    def hook(module, args):
+        count[0] += args[0].shape[0]
+
+    handles = [model.denoiser.register_forward_pre_hook(hook) for model in (composer.prior, *composer.models.values())]
+    try:
+        yield count
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _trace_summary(trace: Trace) -> dict:
+    summary = {}
+    if trace.ess:
+        summary.update(ess_fraction=float(np.mean(trace.ess)), resamplings=trace.resamplings)
+    if trace.acceptance:
+        summary["acceptance"] = float(np.mean(trace.acceptance))
+    return summary
 
 
 def _baseline_form(row: Row) -> str:
@@ -364,6 +448,45 @@ def markdown_table(results: dict) -> str:
     return head + "\n".join(lines) + note.rstrip() + "\n"
 
 
+def methods_table(results: dict) -> str:
+    """The methods rows (``methods_rows``) with each attribute's accuracy, the min-over-modalities ratio, network
+    evaluations and seconds per image, and what the method did (mean ESS fraction, MALA's acceptance)."""
+    attributes = [a for a in SCORED_ATTRIBUTES if any(f"attribute_accuracy.{a}" in row["figures"]
+                                                      for row in results["rows"])]
+    head = ("| row | mask IoU | edge F1 | sketch gap | attribute acc. | "
+            + " | ".join(a.replace("_", " ") for a in attributes)
+            + " | min ratio | FD | calls / image | s / image | ESS / K, acceptance |\n"
+            + "|---" * (10 + len(attributes)) + "|\n")
+    lines = []
+    for row in results["rows"]:
+        f = row["figures"]
+        cells = [f"{f[name]:.3f}" for name in TABLE_FIGURES]
+        cells += [f"{f[f'attribute_accuracy.{a}']:.3f}" if f"attribute_accuracy.{a}" in f else "–" for a in attributes]
+        cells.append("–" if row.get("min_ratio") is None else f"{row['min_ratio']:.3f}")
+        cells += [f"{f['fd']:.2f}", f"{row['calls_per_image']:.0f}", f"{row['seconds_per_image']:.2f}"]
+        trace = row.get("trace", {})
+        did = []
+        if "ess_fraction" in trace:
+            did.append(f"ESS {trace['ess_fraction']:.3f}")
+        if "acceptance" in trace:
+            did.append(f"accept {trace['acceptance']:.3f}")
+        cells.append(", ".join(did) or "–")
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
+    note = (f"\n\n{results['n']} held-out faces per row, seed {results['seed']}; rows without a sampler in their name: "
+            f"{results['steps']} {results['scheduler']} steps. min ratio: each modality's figure (mask IoU, sketch "
+            "gap, attribute accuracy) over the same figure of that modality alone, the minimum over the row's "
+            f"modalities. FD against {results['reference']} other held-out faces.")
+    return head + "\n".join(lines) + note + "\n"
+
+
+def write_tables(results: dict, out: Path, table=markdown_table) -> None:
+    """results.json (the results without their images) and results.md (``table(results)``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    public = {k: v for k, v in results.items() if k not in ("samples", "real")}
+    (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
+    (out / "results.md").write_text(table(results))
+
+
 def write_results(results: dict, out: Path, examples: int = 8, table=markdown_table) -> None:
     """results.json, results.md (``table(results)``), samples.png (one line per row, its name at the left: its first
     ``examples`` samples, at twice their size),
@@ -371,10 +494,7 @@ def write_results(results: dict, out: Path, examples: int = 8, table=markdown_ta
     and figures.png (the constraint figures of every row as bars)."""
     from mcdm.imageio import labelled_rows, save_png_atomic
 
-    out.mkdir(parents=True, exist_ok=True)
-    public = {k: v for k, v in results.items() if k not in ("samples", "real")}
-    (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
-    (out / "results.md").write_text(table(results))
+    write_tables(results, out, table)
     columns = min(examples, min(len(images) for images in results["samples"].values()))
     save_png_atomic(labelled_rows({name: images[:columns] for name, images in results["samples"].items()}),
                     out / "samples.png")

@@ -13,7 +13,8 @@ from PIL import Image
 from mcdm.checkpoint import save_model
 from mcdm.cli import cli
 from mcdm.compose import Composer
-from mcdm.eval.evaluate import (FIGURES, REALISM, drops_table, evaluate, markdown_table, modality_drops,
+from mcdm.eval.evaluate import (FIGURES, REALISM, drops_table, evaluate, markdown_table, methods_rows, methods_table,
+                                min_ratios, modality_drops,
                                 negation_rows, partial_input_rows, score, standard_rows, write_results)
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
 from mcdm.plugins import make_plugin_manager
@@ -192,3 +193,47 @@ def test_eval_command_with_tuned_weights_and_a_joint_oracle(composition, tmp_pat
     trials = saved["tuning"]["trials"]
     assert trials[0]["weights"] == {"segmentation": 1.0, "sketch": 1.0} and len(trials) == 1 + 2 * 4
     assert saved["tuning"]["weights"] == max(trials, key=lambda t: t["objective"])["weights"]
+
+
+def test_min_ratio_is_the_worst_modality_against_itself_alone():
+    def row(name, modalities, **figures):
+        return {"name": name, "modalities": modalities, "inputs": "full", "figures": figures}
+
+    results = {"rows": [row("sketch", ("sketch",), sketch_gap=0.5), row("text", ("text",), attribute_accuracy=0.8),
+                        row("both", ("sketch", "text"), sketch_gap=0.45, attribute_accuracy=0.6),
+                        row("segmentation", ("segmentation",), mask_iou=0.0),
+                        row("all", ("sketch", "text", "segmentation"), sketch_gap=0.5, attribute_accuracy=0.8,
+                            mask_iou=0.7)]}
+    min_ratios(results)
+    ratios = [r["min_ratio"] for r in results["rows"]]
+    assert ratios[:3] == [1.0, 1.0, pytest.approx(0.75)]  # text: 0.6 / 0.8 below the sketch's 0.45 / 0.5
+    assert ratios[3:] == [None, None]  # no ratio to a figure of 0
+
+
+def test_methods_rows_record_calls_seconds_and_what_each_method_did(composition, tmp_path):
+    names = [row.name for row in methods_rows(["sketch", "segmentation"], sde_steps=1)]
+    assert names == ["sketch", "segmentation", "naive sum", "naive sum, ddpm 1", "naive sum, the methods' ddpm 1",
+                     "balanced AND, ddpm 1",
+                     "MALA, 1 corrector step", "particles K = 2, ddpm 1", "particles K = 4, ddpm 1",
+                     "particles K = 8, ddpm 1"]
+    result = CliRunner().invoke(
+        cli,
+        ["eval", "--model", str(composition), "--judges", str(composition / "judges"), "--n", "2", "--rows",
+         "methods", "--ddpm-steps", "2", "--reference", "4", "--diversity-samples", "0", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    calls = {name: row["calls_per_image"] for name, row in rows.items()}
+    # shared baselines: the prior and each modality once per step, 2 steps; MALA's chain adds 2 predictions
+    # after the first step, the second of which the last step reuses
+    assert calls == {"sketch": 4, "segmentation": 4, "naive sum": 6, "naive sum, ddpm 2": 6,
+                     "naive sum, the methods' ddpm 2": 12,  # two particles, never reweighted
+                     "balanced AND, ddpm 2": 6, "MALA, 1 corrector step": 9,
+                     "particles K = 2, ddpm 2": 12, "particles K = 4, ddpm 2": 24, "particles K = 8, ddpm 2": 48}
+    assert all(row["seconds_per_image"] > 0 for row in rows.values())
+    assert rows["sketch"]["min_ratio"] in (1.0, None) and rows["segmentation"]["min_ratio"] in (1.0, None)
+    assert 0.0 <= rows["MALA, 1 corrector step"]["trace"]["acceptance"] <= 1.0
+    assert 0.0 < rows["particles K = 4, ddpm 2"]["trace"]["ess_fraction"] <= 1.0 and rows["naive sum"]["trace"] == {}
+    assert rows["naive sum, the methods' ddpm 2"]["trace"] == {}  # its particles are never weighed
+    table = (tmp_path / "results.md").read_text()
+    assert "| min ratio | FD | calls / image | s / image |" in table and "| particles K = 8, ddpm 2 |" in table

@@ -233,3 +233,45 @@ def test_the_example_composition_file_generates_with_folders_written_as_the_read
                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert np.asarray(Image.open(out)).shape == (IMAGE, IMAGE, 3)
+
+
+def test_batched_parts_are_the_separate_calls_parts(sd_folders, plugins, one_thread):
+    settings = {"prompt": ModalityConfig(path="", baseline=Baseline.OWN), "sketch": ModalityConfig(path="", weight=0.7)}
+    c = composer(sd_folders, plugins, names=("prompt", "sketch"), settings=settings)
+    batched = c.predictor({"prompt": "a red cat", "sketch": sketch_image()}, num_images=2)
+    separate = ComposedEps(batched.prior, batched.terms, batch_size=2)
+    x = torch.randn(2, 4, SAMPLE, SAMPLE, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        got, want = batched.parts(x, torch.tensor(501)), separate.parts(x, torch.tensor(501))
+    assert got.weights == want.weights and got.prior_weights == want.prior_weights
+    assert [b is None for b in got.baselines] == [False, True]
+    for a, b in zip(got.predictions(), want.predictions(), strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["method.particles=2", "method.combiner=balanced", "method.combiner=or",
+                                    "method.corrector=mala"])
+def test_every_method_runs_through_batched_calls(sd_folders, plugins, one_thread, method):
+    from mcdm.config import CompositionConfig, load_config
+    from mcdm.methods import Trace
+
+    config = load_config(CompositionConfig, overrides=["prior=x", method])
+    mala = config.method.corrector.value == "mala"
+    c = composer(sd_folders, plugins, names=("prompt", "sketch"), method=config.method,
+                 corrector_steps=1 if mala else 0)
+    conditions = {"prompt": "a red cat", "sketch": sketch_image()}
+    trace = Trace()
+    run = dict(num_images=2, steps=2, scheduler="ddpm", progress=False)
+    images = c.generate_tensor(conditions, seed=3, trace=trace, **run)
+    assert images.shape == (2, 3, IMAGE, IMAGE) and torch.isfinite(images).all()
+    assert torch.equal(images, c.generate_tensor(conditions, seed=3, **run))
+    assert len(trace.ess) == (1 if config.method.particles > 1 else 0) and len(trace.acceptance) == (1 if mala else 0)
+
+
+def test_a_method_refuses_a_latent_weight_map_in_one_line(sd_folders, plugins, one_thread):
+    from mcdm.errors import MethodError
+    from mcdm.methods import MethodConfig
+
+    c = composer(sd_folders, plugins, names=("segmentation",), method=MethodConfig(particles=2))
+    with pytest.raises(MethodError, match="'segmentation' has a per-pixel weight map"):
+        c.generate_tensor({"segmentation": half_known_mask()}, steps=2, scheduler="ddpm", progress=False)
