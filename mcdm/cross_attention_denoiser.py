@@ -22,10 +22,9 @@ from typing import Any, Sequence
 import torch
 from diffusers import UNet2DConditionModel
 
-from mcdm.errors import CheckpointError, ConditionError, ConfigError
+from mcdm.errors import ConditionError, ConfigError
 from mcdm.modality import Denoiser
-from mcdm.readers import DIFFUSERS_WEIGHTS, read_json_object, safetensors_weights
-from mcdm.unet_denoiser import UNET_FOLDER
+from mcdm.unet_denoiser import load_unet_and_module, save_unet_and_module
 
 ENCODER_FILE = "token_encoder.safetensors"
 
@@ -114,21 +113,11 @@ class CrossAttentionDenoiser(Denoiser):
         return self.unet(x_t, t, encoder_hidden_states=states.to(x_t.dtype)).sample
 
     def save_weights(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        self.unet.save_pretrained(Path(folder) / UNET_FOLDER, safe_serialization=True)
-        save_file({k: v.contiguous() for k, v in self.encoder.state_dict().items()}, Path(folder) / ENCODER_FILE)
+        save_unet_and_module(folder, self.unet, self.encoder, ENCODER_FILE)
 
     @classmethod
     def load_weights(cls, folder: Path, config: dict) -> "CrossAttentionDenoiser":
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        safetensors_weights(folder / UNET_FOLDER, DIFFUSERS_WEIGHTS, CheckpointError)  # never a pickle
-        read_json_object(folder / UNET_FOLDER / "config.json", CheckpointError)
-        if not (folder / ENCODER_FILE).is_file():
-            raise CheckpointError(f"{str(folder)!r} has no {ENCODER_FILE}: it is not a {cls.type_name} model")
-        unet = UNet2DConditionModel.from_pretrained(folder / UNET_FOLDER, use_safetensors=True)
+        unet, encoder = load_unet_and_module(folder, UNet2DConditionModel, ENCODER_FILE, cls.type_name)
         denoiser = cls(unet, int(config.get("vocab_size", 0)), int(config.get("context_length", 0)))
-        denoiser.encoder.load_state_dict(load_file(folder / ENCODER_FILE))
+        denoiser.encoder.load_state_dict(encoder)
         return denoiser

@@ -22,10 +22,9 @@ from typing import Any, Literal
 import torch
 from diffusers import UNet2DModel
 
-from mcdm.errors import CheckpointError, ConditionError, ConfigError
+from mcdm.errors import ConditionError, ConfigError
 from mcdm.modality import Denoiser
-from mcdm.readers import DIFFUSERS_WEIGHTS, read_json_object, safetensors_weights
-from mcdm.unet_denoiser import UNET_FOLDER, make_unet2d, unet2d_arguments
+from mcdm.unet_denoiser import load_unet_and_module, make_unet2d, save_unet_and_module, unet2d_arguments
 
 EMBEDDING_FILE = "condition_embedding.safetensors"
 ConditionKind = Literal["label", "vector"]
@@ -89,21 +88,11 @@ class EmbeddingUNetDenoiser(Denoiser):
         return cond.to(self.embedding.weight.dtype)
 
     def save_weights(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        self.unet.save_pretrained(Path(folder) / UNET_FOLDER, safe_serialization=True)
-        save_file({k: v.contiguous() for k, v in self.embedding.state_dict().items()}, Path(folder) / EMBEDDING_FILE)
+        save_unet_and_module(folder, self.unet, self.embedding, EMBEDDING_FILE)
 
     @classmethod
     def load_weights(cls, folder: Path, config: dict) -> "EmbeddingUNetDenoiser":
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        safetensors_weights(folder / UNET_FOLDER, DIFFUSERS_WEIGHTS, CheckpointError)  # never a pickle
-        read_json_object(folder / UNET_FOLDER / "config.json", CheckpointError)
-        if not (folder / EMBEDDING_FILE).is_file():
-            raise CheckpointError(f"{str(folder)!r} has no {EMBEDDING_FILE}: it is not a {cls.type_name} model")
-        unet = UNet2DModel.from_pretrained(folder / UNET_FOLDER, use_safetensors=True)
+        unet, embedding = load_unet_and_module(folder, UNet2DModel, EMBEDDING_FILE, cls.type_name)
         denoiser = cls(unet, config.get("condition", "label"), int(config.get("condition_dim", 0)))
-        denoiser.embedding.load_state_dict(load_file(folder / EMBEDDING_FILE))
+        denoiser.embedding.load_state_dict(embedding)
         return denoiser

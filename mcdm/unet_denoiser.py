@@ -96,3 +96,24 @@ def unet2d_arguments(unet: UNet2DModel) -> dict:
         "layers_per_block": int(cfg.layers_per_block),
         "attention": "AttnDownBlock2D" in cfg.down_block_types,
     }
+
+
+def save_unet_and_module(folder: Path, unet: torch.nn.Module, module: torch.nn.Module, filename: str) -> None:
+    """A diffusers UNet in ``folder/unet`` and the module that turns conditions into its input in ``folder/filename``
+    (the layout of the embedding and cross-attention denoisers)."""
+    from safetensors.torch import save_file
+
+    unet.save_pretrained(Path(folder) / UNET_FOLDER, safe_serialization=True)
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()}, Path(folder) / filename)
+
+
+def load_unet_and_module(folder: Path, unet_class, filename: str, type_name: str) -> tuple[Any, dict]:
+    """What :func:`save_unet_and_module` wrote: the UNet and the module's state dict, safetensors only."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    safetensors_weights(folder / UNET_FOLDER, DIFFUSERS_WEIGHTS, CheckpointError)  # never a pickle
+    read_json_object(folder / UNET_FOLDER / "config.json", CheckpointError)
+    if not (folder / filename).is_file():
+        raise CheckpointError(f"{str(folder)!r} has no {filename}: it is not a {type_name} model")
+    return unet_class.from_pretrained(folder / UNET_FOLDER, use_safetensors=True), load_file(folder / filename)
