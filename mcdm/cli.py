@@ -291,7 +291,7 @@ def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samp
                  for variant in dict.fromkeys(row.inputs for row in rows)]
     results = run_evaluation(composer, judge, rows, n=n, steps=steps, scheduler=scheduler, seed=seed,
                              reference=reference, diversity_samples=diversity_samples,
-                             clip_score=_shipped_clip(resolve(model)), others=others,
+                             clip_score=_caption_scorer(resolve(model), composer), others=others,
                              on_row=lambda so_far: write_tables(so_far, out, table))  # a stopped run keeps its rows
     if tuning is not None:
         results["tuning"] = tuning
@@ -310,16 +310,11 @@ def _oracle_composer(oracle: Path, composer):
                     steps=composer.default_steps, plugins=composer.plugins, device=composer.device)
 
 
-def _shipped_clip(composition: Path):
-    """The CLIP scorer of a composition's ``clip/`` folder, if it has one and the text plugin is installed."""
-    if not (composition / "clip").is_dir():
-        return None
-    try:
-        from mcdm_text.clip import ClipScorer
-    except ImportError:
-        click.echo("no CLIP score: the composition has a clip/ folder but mcdm-text is not installed", err=True)
-        return None
-    return ClipScorer.load(composition / "clip")
+def _caption_scorer(composition: Path, composer):
+    """The first caption scorer a modality of the composition makes from the files it ships (the text plugin:
+    its CLIP in ``clip/``), or None: the evaluation then has no CLIP-score column."""
+    scorers = (modality.caption_scorer(composition) for modality in composer.modalities.values())
+    return next((scorer for scorer in scorers if scorer is not None), None)
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import torch
 
@@ -152,6 +152,12 @@ class Modality(ABC):
     @abstractmethod
     def denoiser_config(self, *, sample_size: int, image_channels: int) -> dict:
         """Arguments for ``build`` of this modality's default denoiser architecture (training a new model)."""
+
+    def caption_scorer(self, composition: Path) -> Callable[[Any, Sequence[str]], Any] | None:
+        """A scorer of uint8 images (N, H, W, 3) against N captions, one score per image, made from the files the
+        composition folder ships (the text plugin: its CLIP in ``clip/``): the evaluation's CLIP-score column.
+        None, the default: this modality scores no captions."""
+        return None
 
     def condition_from_sample(self, sample: Any, rng: Any) -> Any:
         """The raw input this modality reads from a training sample (an ``mcdm.data`` FaceSample).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -66,6 +67,13 @@ class TextModality(Modality):
         if clip_path is None:
             config["text_cfg"] = {**TINY_CLIP_CONFIG["text_cfg"], "context_length": self.context_length}
         return config
+
+    def caption_scorer(self, composition: Path):
+        """The CLIP score (``mcdm_text.clip.ClipScorer``) of the composition's ``clip/`` folder, if it ships one."""
+        from mcdm_text.clip import ClipScorer
+
+        folder = Path(composition) / "clip"
+        return ClipScorer.load(folder) if folder.is_dir() else None
 
     def condition_from_sample(self, sample: Any, rng: Any) -> str:
         """One of the sample's captions; with probability 0.3 a caption stating a random subset of attributes."""

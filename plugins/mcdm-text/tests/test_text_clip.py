@@ -174,3 +174,17 @@ def test_probe_measures_how_alike_the_tower_finds_each_attribute_s_captions(tmp_
     assert all(-1.0 <= value <= 1.0 + 1e-6 for value in similarity.values())
     smiling = scorer.caption_embeddings(list(PROMPTS["smiling"].values()))
     assert similarity["smiling"] == pytest.approx(float(smiling[0] @ smiling[1]), abs=1e-6)
+
+
+def test_the_text_modality_scores_captions_with_the_clip_a_composition_ships(tmp_path, tiny_clip_config):
+    import numpy as np
+
+    from mcdm_text.clip import ClipScorer
+    from mcdm_text.modality import TextModality
+
+    assert TextModality().caption_scorer(tmp_path) is None  # no clip/ folder: no CLIP-score column
+    save_clip(build_clip(tiny_clip_config).eval(), tiny_clip_config, tmp_path / "clip")
+    scorer = TextModality().caption_scorer(tmp_path)
+    assert isinstance(scorer, ClipScorer)
+    images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    assert scorer(images, ["a bald man", "a smiling face"]).shape == (2,)
