@@ -9,16 +9,16 @@ import pytest
 import torch
 
 from conftest import ddpm_schedule
+from toy_experts import AnalyticDenoiser
 from mcdm.checkpoint import LoadedModel
 from mcdm.compose import Composer
-from mcdm.modality import Denoiser
 from mcdm.sampling import sample
 from mcdm.schedule import Prediction, alphas_cumprod, make_scheduler
 
 MU, S = 0.1, 0.4  # an image-like spread: a sharp Gaussian loses variance in the last, large step
 
 
-class GaussianOracle(Denoiser):
+class GaussianOracle(AnalyticDenoiser):
     type_name = "gaussian-oracle"
 
     def __init__(self, schedule: dict):
@@ -33,20 +33,6 @@ class GaussianOracle(Denoiser):
         abar = self.abar[lo] + (self.abar[hi] - self.abar[lo]) * (t - lo)  # fractional t (Euler)
         a, b = abar.sqrt(), (1 - abar).sqrt()
         return b * (x_t - a * MU) / (a**2 * S**2 + b**2)
-
-    def config(self):
-        return {}
-
-    @classmethod
-    def build(cls, **config):
-        raise NotImplementedError
-
-    def save_weights(self, folder):
-        raise NotImplementedError
-
-    @classmethod
-    def load_weights(cls, folder, config):
-        raise NotImplementedError
 
 
 @pytest.mark.parametrize("scheduler, steps", [("ddpm", 50), ("ddim", 25), ("dpm++", 20), ("euler", 30),

@@ -63,7 +63,25 @@ class Mixture:
         return (-(1.0 - abar) ** 0.5 * self.score(x, abar)).to(x.dtype)
 
 
-class MixtureOracle(Denoiser):
+class AnalyticDenoiser(Denoiser):
+    """An exact eps-predictor written as code: nothing to configure, build or save."""
+
+    def config(self):
+        return {}
+
+    @classmethod
+    def build(cls, **config):
+        raise NotImplementedError
+
+    def save_weights(self, folder):
+        raise NotImplementedError
+
+    @classmethod
+    def load_weights(cls, folder, config):
+        raise NotImplementedError
+
+
+class MixtureOracle(AnalyticDenoiser):
     """The exact eps-predictor of ``conditional`` (condition 1) and of ``null`` (condition 0, its own prior)."""
 
     type_name = "mixture-oracle"
@@ -81,20 +99,6 @@ class MixtureOracle(Denoiser):
         if cond is not None and self.null is not self.conditional:
             eps = torch.where(cond.reshape(-1, 1) > 0.5, eps, self.null.eps(flat, abar))
         return eps.view_as(x_t)
-
-    def config(self):
-        return {}
-
-    @classmethod
-    def build(cls, **config):
-        raise NotImplementedError
-
-    def save_weights(self, folder):
-        raise NotImplementedError
-
-    @classmethod
-    def load_weights(cls, folder, config):
-        raise NotImplementedError
 
 
 def oracle_model(name: str, mixture: Mixture, schedule: dict, null: Mixture | None = None) -> EpsModel:
