@@ -13,17 +13,10 @@ import platform
 import tempfile
 import time
 
+from mcdm.bench import cpu_model
 from mcdm.data.cache import load_or_build_cache
 from mcdm.data.parallel import default_workers
 from mcdm.data.synthfaces import SynthFaces
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

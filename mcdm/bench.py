@@ -114,6 +114,15 @@ def bench(composer: Composer, inputs: dict[str, object], *, batch_sizes: Sequenc
     return timings
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def machine() -> dict:
     import diffusers
 

@@ -79,9 +79,7 @@ class Composer:
                 model.denoiser = torch.compile(model.denoiser)
         self.prior = EpsModel(prior, self.device)
         self.models = {name: EpsModel(m, self.device) for name, m in models.items()}
-        # models of one architecture as one vmapped call per step (mcdm.fused); "auto": not on the CPU
-        denoisers = [m.denoiser for m in (self.prior, *self.models.values())]
-        self.fused = fusion_groups(denoisers, compile) if fuse_enabled(fuse, self.device) else {}
+        self.fused = self._fusion_groups(fuse, compile)
         self.modalities = {name: self.plugins.modality(name) for name in models}
         self.settings = {name: (settings or {}).get(name, ModalityConfig(path="")) for name in models}
         self.scheduler_name = scheduler
@@ -101,9 +99,13 @@ class Composer:
     def with_fusion(self, fuse: Fuse) -> "Composer":
         """A composer on the same loaded models and settings whose fused calls follow ``fuse`` (benchmarks)."""
         variant = copy.copy(self)
-        denoisers = [m.denoiser for m in (self.prior, *self.models.values())]
-        variant.fused = fusion_groups(denoisers) if fuse_enabled(fuse, self.device) else {}
+        variant.fused = self._fusion_groups(fuse)
         return variant
+
+    def _fusion_groups(self, fuse: Fuse, compile: bool = False) -> dict:
+        """Models of one architecture as one vmapped call per step (mcdm.fused); "auto": not on the CPU."""
+        denoisers = [m.denoiser for m in (self.prior, *self.models.values())]
+        return fusion_groups(denoisers, compile) if fuse_enabled(fuse, self.device) else {}
 
     @classmethod
     def from_config(
@@ -336,12 +338,6 @@ class Composer:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
-
-
-def _weights_dtype(denoiser: torch.nn.Module) -> torch.dtype:
-    """The dtype of a denoiser's weights; float32 for one without any (an analytic eps, as the tests' oracles)."""
-    first = next(denoiser.parameters(), None)
-    return torch.float32 if first is None else first.dtype
 
 
 def _check_per_image(conditions: Any) -> list:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from mcdm.combine import Baseline, Parts, combine
+from mcdm.combine import Baseline, Parts
 from mcdm.predictor import ComposedEps, EpsModel
 
 
@@ -29,22 +29,10 @@ class GroupedEps(ComposedEps):
         super().__init__(*args, **kwargs)
         self.fused = fused or {}
 
-    def __call__(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.prior_mixture:
-            return super().__call__(x_t, t)
-        eps_u, active, predictions, baselines = self._grouped(x_t, t)
-        return combine(eps_u, predictions, [term.weight for term in active], baselines)
-
     def parts(self, x_t: torch.Tensor, t: torch.Tensor) -> Parts:
-        """ComposedEps.parts from the merged calls (what the methods beyond the sum build on)."""
+        """ComposedEps.parts from merged calls; ComposedEps.__call__ combines them as it does its own."""
         if self.prior_mixture:
             return super().parts(x_t, t)
-        eps_u, active, predictions, baselines = self._grouped(x_t, t)
-        return Parts(priors=(eps_u,), prior_weights=(1.0,), conditional=tuple(predictions),
-                     baselines=tuple(baselines), weights=tuple(term.weight for term in active))
-
-    def _grouped(self, x_t: torch.Tensor, t: torch.Tensor):
-        """eps_u, the terms speaking at t, their predictions and own baselines (None: eps_u), in merged calls."""
         t_fraction = float(t) / self.num_train_timesteps
         active = [term for term in self.terms if term.window.contains(t_fraction)]
         calls: list[tuple[EpsModel, torch.Tensor | None]] = [(self.prior, None)]
@@ -58,7 +46,8 @@ class GroupedEps(ComposedEps):
         for term in active:
             predictions.append(next(outputs))
             baselines.append(next(outputs) if term.baseline == Baseline.OWN else None)
-        return eps_u, active, predictions, baselines
+        return Parts(priors=(eps_u,), prior_weights=(1.0,), conditional=tuple(predictions),
+                     baselines=tuple(baselines), weights=tuple(term.weight for term in active))
 
 
 def evaluate(calls: list[tuple[EpsModel, torch.Tensor | None]], x_t: torch.Tensor, t: torch.Tensor,
