@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcdm.checkpoint import files_under, hash_into
 from mcdm.errors import ArgumentError, MCDMError
 from mcdm.seeds import check_seed
 from mcdm.validate import check_count, check_name, check_request, check_weight
@@ -125,11 +126,9 @@ def model_checksums(folder: Path, config) -> dict[str, str]:
 
 def _folder_digest(folder: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in files_under(folder):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        hash_into(digest, path)
     return digest.hexdigest()
 
 

@@ -171,7 +171,7 @@ def _space(folder: Path, manifest: dict) -> tuple[str, Path | None]:
 def write_checksums(folder: str | os.PathLike) -> Path:
     """Write SHA256SUMS (``sha256sum -c`` format) for every file under ``folder``."""
     folder = Path(folder)
-    lines = [f"{_sha256(p)}  {p.relative_to(folder).as_posix()}" for p in _files(folder) if p.name != CHECKSUMS]
+    lines = [f"{_sha256(p)}  {p.relative_to(folder).as_posix()}" for p in files_under(folder) if p.name != CHECKSUMS]
     path = folder / CHECKSUMS
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -201,7 +201,7 @@ def verify_checksums(folder: str | os.PathLike, *, required: bool = True) -> Non
             raise CheckpointError(f"{str(target)!r} is listed in {CHECKSUMS} but missing")
         if _sha256(target) != digest:
             raise CheckpointError(f"{str(target)!r} does not match its SHA-256 in {CHECKSUMS} (corrupt or modified)")
-    unlisted = [p for p in _files(folder) if p != path and p.relative_to(folder).as_posix() not in listed]
+    unlisted = [p for p in files_under(folder) if p != path and p.relative_to(folder).as_posix() not in listed]
     if unlisted:
         more = f" and {len(unlisted) - 1} more" if len(unlisted) > 1 else ""
         _refuse_or_warn(required, f"{str(unlisted[0])!r}{more} not listed in {str(path)!r} (added after it was "
@@ -234,15 +234,21 @@ def _read_checksums(path: Path) -> dict[str, str]:
     return listed
 
 
-def _files(folder: Path) -> list[Path]:
+def files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder``, in sorted order (the order checksums are taken in)."""
     return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def hash_into(digest, path: Path) -> None:
+    """Feed ``path``'s bytes to a hashlib ``digest``, a block at a time."""
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
 
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    hash_into(digest, path)
     return digest.hexdigest()
 
 
