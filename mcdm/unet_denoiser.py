@@ -58,10 +58,7 @@ class ConcatUNetDenoiser(Denoiser):
     @classmethod
     def load_weights(cls, folder: Path, config: dict) -> "ConcatUNetDenoiser":
         # "unet_folder": where a stock diffusers folder keeps its UNet ("." for a bare UNet2DModel folder)
-        component = Path(folder) / str(config.get("unet_folder", UNET_FOLDER))
-        safetensors_weights(component, DIFFUSERS_WEIGHTS, CheckpointError)  # diffusers never reaches a pickle
-        read_json_object(component / "config.json", CheckpointError)
-        unet = UNet2DModel.from_pretrained(component, use_safetensors=True)
+        unet = load_unet(Path(folder) / str(config.get("unet_folder", UNET_FOLDER)), UNet2DModel)
         return cls(unet, int(config.get("cond_channels", 0)))
 
 
@@ -112,8 +109,14 @@ def load_unet_and_module(folder: Path, unet_class, filename: str, type_name: str
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    safetensors_weights(folder / UNET_FOLDER, DIFFUSERS_WEIGHTS, CheckpointError)  # never a pickle
-    read_json_object(folder / UNET_FOLDER / "config.json", CheckpointError)
+    unet = load_unet(folder / UNET_FOLDER, unet_class)
     if not (folder / filename).is_file():
         raise CheckpointError(f"{str(folder)!r} has no {filename}: it is not a {type_name} model")
-    return unet_class.from_pretrained(folder / UNET_FOLDER, use_safetensors=True), load_file(folder / filename)
+    return unet, load_file(folder / filename)
+
+
+def load_unet(component: Path, unet_class):
+    """A diffusers UNet folder, its weights checked to be safetensors first: diffusers never reaches a pickle."""
+    safetensors_weights(component, DIFFUSERS_WEIGHTS, CheckpointError)
+    read_json_object(component / "config.json", CheckpointError)
+    return unet_class.from_pretrained(component, use_safetensors=True)
