@@ -23,7 +23,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from mcdm.errors import ConditionError, ConfigError
-from mcdm.modality import Denoiser
+from mcdm.modality import Denoiser, broadcast_condition
 from mcdm.unet_denoiser import load_unet_and_module, save_unet_and_module
 
 ENCODER_FILE = "token_encoder.safetensors"
@@ -105,11 +105,7 @@ class CrossAttentionDenoiser(Denoiser):
         if (cond is None or cond.is_floating_point() or cond.ndim != 2 or cond.shape[1] != self.context_length):
             got = "none" if cond is None else f"{cond.dtype} of shape {tuple(cond.shape)}"
             raise ConditionError(f"the {self.type_name} denoiser needs token ids (B, {self.context_length}), got {got}")
-        states = self.encoder(cond.long())
-        if states.shape[0] == 1:  # one sequence shared by the whole batch
-            states = states.expand(x_t.shape[0], -1, -1)
-        elif states.shape[0] != x_t.shape[0]:
-            raise ConditionError(f"{states.shape[0]} sequences for a batch of {x_t.shape[0]} images")
+        states = broadcast_condition(self.encoder(cond.long()), x_t.shape[0], "sequences")
         return self.unet(x_t, t, encoder_hidden_states=states.to(x_t.dtype)).sample
 
     def save_weights(self, folder: Path) -> None:

@@ -23,7 +23,7 @@ import torch
 from diffusers import UNet2DModel
 
 from mcdm.errors import ConditionError, ConfigError
-from mcdm.modality import Denoiser
+from mcdm.modality import Denoiser, broadcast_condition
 from mcdm.unet_denoiser import load_unet_and_module, make_unet2d, save_unet_and_module, unet2d_arguments
 
 EMBEDDING_FILE = "condition_embedding.safetensors"
@@ -69,11 +69,7 @@ class EmbeddingUNetDenoiser(Denoiser):
         return {**unet2d_arguments(self.unet), "condition": self.condition, "condition_dim": self.condition_dim}
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        embedded = self.embedding(self._checked(cond))
-        if embedded.shape[0] == 1:  # one condition shared by the whole batch
-            embedded = embedded.expand(x_t.shape[0], -1)
-        elif embedded.shape[0] != x_t.shape[0]:
-            raise ConditionError(f"{embedded.shape[0]} conditions for a batch of {x_t.shape[0]} images")
+        embedded = broadcast_condition(self.embedding(self._checked(cond)), x_t.shape[0], "conditions")
         return self.unet(x_t, t, class_labels=embedded).sample
 
     def _checked(self, cond: torch.Tensor | None) -> torch.Tensor:

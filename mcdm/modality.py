@@ -17,6 +17,18 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import torch
 
+from mcdm.errors import ConditionError
+
+
+def broadcast_condition(condition: torch.Tensor, batch: int, what: str) -> torch.Tensor:
+    """A condition's batch made the sample's: one condition (batch 1) is shared by every image, else there must
+    be one per image (the Denoiser contract); ``what`` names them in the error ("captions", ...)."""
+    if condition.shape[0] == 1:
+        return condition.expand(batch, *condition.shape[1:])
+    if condition.shape[0] != batch:
+        raise ConditionError(f"{condition.shape[0]} {what} for a batch of {batch} images")
+    return condition
+
 
 class Denoiser(torch.nn.Module, ABC):
     """A noise-prediction network ``forward(x_t, t, cond) -> output``: the contract every denoiser type keeps.

@@ -21,7 +21,7 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from mcdm.errors import CheckpointError, ConditionError, ConfigError
-from mcdm.modality import Denoiser
+from mcdm.modality import Denoiser, broadcast_condition
 from mcdm.readers import DIFFUSERS_WEIGHTS, read_json_object, safetensors_weights
 from mcdm_text import DENOISER_TYPE
 from mcdm_text.clip import (
@@ -125,11 +125,7 @@ class TextUNetDenoiser(Denoiser):
         if cond is None:
             raise ConditionError(f"the {DENOISER_TYPE} denoiser needs caption tokens (B, {self.context_length}), "
                                  "got none; pass the null caption's tokens for an unconditional prediction")
-        states = self.encode_text(cond)
-        if states.shape[0] != x_t.shape[0]:
-            if states.shape[0] != 1:
-                raise ConditionError(f"{states.shape[0]} captions for a batch of {x_t.shape[0]} images")
-            states = states.expand(x_t.shape[0], -1, -1)
+        states = broadcast_condition(self.encode_text(cond), x_t.shape[0], "captions")
         return self.unet(x_t, t, encoder_hidden_states=states.to(x_t.dtype)).sample
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
