@@ -23,7 +23,7 @@ def atomic_folder(target: str | os.PathLike, *, replace: bool = True) -> Iterato
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+    tmp = partial_path(target)
     tmp.mkdir()  # unlike tempfile.mkdtemp, honours the umask: the result is readable like any folder
     try:
         yield tmp
@@ -41,6 +41,25 @@ def atomic_folder(target: str | os.PathLike, *, replace: bool = True) -> Iterato
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def partial_path(target: Path) -> Path:
+    """A temporary name beside ``target`` for writing it before a rename: this process's id and a random token,
+    as ``remove_orphans`` recognises when the process is gone."""
+    return target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` beside ``path`` and rename it into place: a reader sees the old file or the new."""
+    path = Path(path)
+    tmp = partial_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def remove_orphans(parent: str | os.PathLike) -> list[Path]:

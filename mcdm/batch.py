@@ -16,11 +16,11 @@ import hashlib
 import json
 import os
 import re
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mcdm.atomic import partial_path, write_text_atomic
 from mcdm.checkpoint import files_under, hash_into
 from mcdm.errors import ArgumentError, MCDMError
 from mcdm.seeds import check_seed
@@ -184,7 +184,7 @@ def _request_fields(request: Request) -> dict:
 
 def _create_once(path: Path, text: str) -> None:
     """Write ``path`` atomically, refusing if it exists: a request done twice is a bug, not a race to win."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    tmp = partial_path(path)
     tmp.write_text(text, encoding="utf-8")
     try:
         os.link(tmp, path)  # fails if the record exists, unlike a rename
@@ -207,6 +207,4 @@ def _write_manifest(requests: list[Request], out_dir: Path) -> None:
             lines.append(json.dumps({"file": name, "image": k, "seed": record["seed"], "request": record["request"],
                                      "models": record["models"], "process": record["process"],
                                      "world_size": record["world_size"]}))
-    tmp = out_dir / f".{MANIFEST}.{os.getpid()}.partial"
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, out_dir / MANIFEST)
+    write_text_atomic(out_dir / MANIFEST, "".join(line + "\n" for line in lines))

@@ -4,12 +4,13 @@ output on error)."""
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from mcdm.atomic import partial_path
 
 
 def grid(images: Sequence[Image.Image], columns: int | None = None, pad: int = 2) -> Image.Image:
@@ -53,7 +54,7 @@ def save_png_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
     """Write to a temporary file beside ``path`` and rename it into place, readable like any new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
+    tmp = partial_path(path)
     # unlike tempfile.mkstemp (0600), 0o666 honours the umask: 0644 under the usual 022
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:

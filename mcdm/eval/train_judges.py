@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from mcdm.atomic import write_text_atomic
 from mcdm.data.attributes import record_to_attributes
 from mcdm.data.cache import SynthCache, load_or_build_cache
 from mcdm.data.labels import LABELS
@@ -278,9 +279,7 @@ def run(config: JudgeTrainConfig, out: str | os.PathLike[str], cache_dir: str | 
         **ceilings,
         "evaluation_seconds": round(time.perf_counter() - start, 1),
     }
-    tmp = out / f".{REPORT_FILE}.partial"
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / REPORT_FILE)
+    write_text_atomic(out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
     (out / CARD_FILE).write_text(model_card(report), encoding="utf-8")
     return report
 
