@@ -142,12 +142,9 @@ def generate(model, conds, weights, overrides, added, steps, scheduler, seed, nu
 
     overrides += tuple(f"modalities.{name}.path={Path(path).expanduser().resolve()}"  # absolute: any folder works
                        for name, path in parse_assignments(added, "--add-model").items())
-    if requests is not None:
-        if conds or weights or out is not None or out_dir is None:
-            raise click.UsageError("--requests takes --out-dir, and its lines give conditions, weights and seeds "
-                                   "(no --cond, --weight or --out)")
-        return _generate_requests(model, requests, overrides, device, precision, compile_models, out_dir,
-                                  require_checksums)
+    if requests is not None and (conds or weights or out is not None or out_dir is None):
+        raise click.UsageError("--requests takes --out-dir, and its lines give conditions, weights and seeds "
+                               "(no --cond, --weight or --out)")
 
     # everything the arguments and the composition's files can tell, before torch or a model loads
     conditions = parse_assignments(conds, "--cond")
@@ -161,6 +158,8 @@ def generate(model, conds, weights, overrides, added, steps, scheduler, seed, nu
         check_writable_folder(out_dir, "--out-dir")
     device = check_device_name(device)
     folder, config = open_composition(model, overrides, require_checksums=require_checksums)
+    if requests is not None:
+        return _generate_requests(folder, config, requests, device, precision, compile_models, out_dir)
     check_request(folder, config, conditions=conditions, weights=weight_values, steps=steps, scheduler=scheduler,
                   num_images=num_images)
     check_device_available(device)
@@ -181,16 +180,11 @@ def generate(model, conds, weights, overrides, added, steps, scheduler, seed, nu
     click.echo(f"wrote {len(images)} image(s) to {' and '.join(written)}")
 
 
-def _generate_requests(model, requests, overrides, device, precision, compile_models, out_dir, require_checksums):
+def _generate_requests(folder, config, requests, device, precision, compile_models, out_dir):
     """``generate --requests``: every line checked before a model loads, then this process's share generated."""
     from mcdm.batch import model_checksums, read_requests, run_requests
-    from mcdm.pretrained import open_composition
-    from mcdm.validate import check_device_available, check_device_name, check_name, check_writable_folder
+    from mcdm.validate import check_device_available
 
-    check_name(model, "--model")
-    check_writable_folder(out_dir, "--out-dir")
-    device = check_device_name(device)
-    folder, config = open_composition(model, overrides, require_checksums=require_checksums)
     lines = read_requests(requests, folder, config)
     check_device_available(device)
     from mcdm.compose import Composer
