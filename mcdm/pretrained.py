@@ -123,8 +123,10 @@ def _read_composition(folder: Path, required: bool, chain: tuple[Path, ...]):
     where = str(folder / COMPOSITION_FILE)
     if not isinstance(parent, str) or not parent.strip():
         raise ConfigError(f"{where!r}: {EXTENDS} must name a composition (a name or a folder), got {parent!r}")
-    by_path = (folder / parent).is_dir() or given_by_path(parent)
-    base = (folder / parent) if (folder / parent).is_dir() else resolve(parent)
+    local = folder / parent  # a folder relative to this composition's comes first
+    local_dir = local.is_dir()
+    base = local if local_dir else resolve(parent)
+    by_path = local_dir or given_by_path(parent)
     if base.resolve() in (folder.resolve(), *chain):
         raise ConfigError(f"{where!r}: {EXTENDS}: {parent!r} extends itself (through {str(base)!r})")
     verify_checksums(base, required=required or not by_path)
