@@ -26,6 +26,7 @@ from mcdm.fused import Fuse, fuse_enabled, fusion_groups
 from mcdm.grouped import GroupedEps, shares_networks
 from mcdm.latent import LatentSpace, latent_space, load_vae, pool_weights
 from mcdm.methods import MethodConfig, TermFacts, Trace, check_method
+from mcdm.pixels import to_uint8
 from mcdm.plugins import PluginSet, make_plugin_manager
 from mcdm.pretrained import open_composition
 from mcdm.predictor import PRIOR, ComposedEps, EpsModel, Term
@@ -413,7 +414,7 @@ def to_pil(images: torch.Tensor) -> list:
     """(B, C, H, W) in [-1, 1] -> list of PIL images (RGB for 3 channels, L for 1)."""
     from PIL import Image
 
-    arrays = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    arrays = to_uint8(images)
     return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
 
 

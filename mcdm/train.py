@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from mcdm.atomic import atomic_folder, remove_orphans
 from mcdm.checkpoint import save_model, verify_checksums, write_checksums
 from mcdm.errors import CheckpointError, ConfigError, MCDMError, TrainingError
+from mcdm.pixels import to_model_range
 from mcdm.readers import nonfinite_tensor
 from mcdm.schedule import Prediction, check_schedule, to_eps
 from mcdm.seeds import check_seed
@@ -322,7 +323,7 @@ def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank:
     rng = np.random.default_rng(_batch_seed(config.seed, step, micro, rank))
     indices = rng.integers(0, len(data), size=config.batch_size)
     samples = [data[int(i)] for i in indices]
-    images = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    images = to_model_range(np.stack([s.image for s in samples]))
     if modality is None:
         return images, None
     conds = []

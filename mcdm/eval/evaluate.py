@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from mcdm.combine import Baseline
@@ -60,6 +59,7 @@ from mcdm.eval.inputs import SCORED_ATTRIBUTES, Targets, targets_for
 from mcdm.eval.judges import Judges
 from mcdm.eval.metrics import attribute_accuracy, diversity, edge_f1_in_region, frechet_distance, mean_iou
 from mcdm.methods import Combiner, Corrector, MethodConfig, Trace
+from mcdm.pixels import to_uint8
 from mcdm.seeds import check_seed
 
 FIGURES = ("mask_iou", "edge_f1", "attribute_accuracy")
@@ -317,7 +317,7 @@ def generate_row(composer, row: Row, faces: Sequence[FaceSample], targets: Seque
                 out = composer.generate_tensor(conditions, weights=dict(row.weights) or None, **options)
         else:
             out = composer.generate_tensor({}, num_images=len(chunk), **options)
-        images.append(((out + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+        images.append(to_uint8(out))
     return np.concatenate(images)
 
 

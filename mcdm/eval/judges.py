@@ -34,6 +34,7 @@ from mcdm.data.attributes import GENDERS, HAIR_COLORS, FaceAttributes
 from mcdm.data.captions import describable
 from mcdm.data.labels import LABELS
 from mcdm.errors import CheckpointError
+from mcdm.pixels import to_model_range
 from mcdm.readers import read_json_object
 
 __all__ = [
@@ -98,7 +99,7 @@ def judge_input(images: Any, size: int | None = None, name: str = "images") -> t
             tensor = tensor[None]
         if tensor.ndim != 4 or tensor.shape[-1] != 3:
             raise ValueError(f"{name}: uint8 images must be (N, H, W, 3) or (H, W, 3) RGB, got {tuple(tensor.shape)}")
-        tensor = tensor.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        tensor = to_model_range(tensor)
     elif tensor.is_floating_point():
         if tensor.ndim == 3:
             tensor = tensor[None]

@@ -36,6 +36,7 @@ from mcdm.data.labels import LABELS
 from mcdm.eval.augment import Augmentation, degrade, mirror
 from mcdm.eval.judges import IGNORE_TARGET, AttributeJudge, Judges, ParsingJudge, attribute_targets
 from mcdm.eval.metrics import mean_iou_batch, per_class_iou
+from mcdm.pixels import to_model_range
 
 REPORT_FILE = "judges.json"
 CARD_FILE = "MODEL_CARD.md"
@@ -118,7 +119,7 @@ def _fit(
     with tqdm(range(steps), desc=desc, unit="step", mininterval=2.0) as bar:
         for step in bar:
             index = torch.randint(n, (config.batch_size,), generator=generator)
-            x = data.images[index].permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = to_model_range(data.images[index])
             x, masks = mirror(x, data.masks[index], config.augmentation.flip, generator)
             x = degrade(x, config.augmentation, generator).contiguous(memory_format=torch.channels_last)
             loss = loss_fn(net(x), masks, index)  # type: ignore[arg-type]
@@ -197,7 +198,7 @@ def evaluate_attributes(
 
 def evaluate(judges: Judges, data: SplitArrays, seed: int) -> dict[str, Any]:
     """Both judges on clean test faces and on the same faces degraded by ``EVAL_DEGRADATION``."""
-    clean = data.images.permute(0, 3, 1, 2).float() / 127.5 - 1
+    clean = to_model_range(data.images)
     degraded = degrade(clean, EVAL_DEGRADATION, torch.Generator().manual_seed(seed))
     masks = data.masks.numpy()
     return {

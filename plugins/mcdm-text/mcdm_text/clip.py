@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from mcdm.atomic import atomic_folder
 from mcdm.errors import CheckpointError, ConfigError
+from mcdm.pixels import to_model_range
 from mcdm.readers import read_json_object
 from mcdm_text.tokens import CONTEXT_LENGTH, VOCAB_SIZE
 
@@ -147,7 +148,7 @@ def count_parameters(module) -> int:
 def images_to_tensor(images: np.ndarray | list[np.ndarray]) -> torch.Tensor:
     """uint8 images ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` in [-1, 1], the CLIP's input."""
     array = np.stack(images) if isinstance(images, list) else np.asarray(images)
-    return torch.from_numpy(array).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+    return to_model_range(array)
 
 
 # --- helpers ------------------------------------------------------------------------------------
