@@ -385,28 +385,28 @@ def serve(model, host, port, device):
     run_server(model, host, port, device=device)
 
 
-def _print_train_config(context, _, value):
-    if value:  # the table, generated from mcdm.train.TrainConfig (docs/training.md holds a copy)
-        from mcdm.config_reference import train_table
-
-        click.echo(train_table(), nl=False)
-        context.exit()
-
-
 @cli.command()
-@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("kind", metavar="KIND")
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--resume", is_flag=True, help="Continue from the newest readable checkpoint in the run folder.")
-@click.option("--help-config", is_flag=True, is_eager=True, expose_value=False, callback=_print_train_config,
-              help="Print every configuration key (type, default, what it does) as a Markdown table, and exit.")
+@click.option("--help-config", is_flag=True,
+              help="Print KIND's configuration keys (type, default, what it does) as a Markdown table, and exit.")
 @friendly_errors
-def train(config, overrides, resume):
-    """Train one modality's denoiser (or the prior) from a YAML config; runs under accelerate launch too."""
+def train(kind, config, overrides, resume, help_config):
+    """Train a KIND (denoiser, clip, judges, or a plugin's) from a YAML CONFIG; runs under accelerate launch too."""
     from mcdm.config import load_config
-    from mcdm.train import TrainConfig, train as run_training
+    from mcdm.config_reference import table
+    from mcdm.plugins import make_plugin_manager
 
-    model = run_training(load_config(TrainConfig, config, overrides), resume=resume)
-    click.echo(f"trained model written to {model}")
+    trainer = make_plugin_manager().trainer(kind)
+    if help_config:
+        click.echo(table(trainer.schema), nl=False)
+        return
+    if config is None:
+        raise click.UsageError(f"mcdm train {kind} needs a CONFIG file (a YAML mapping; --help-config lists its keys)")
+    result = trainer.run(load_config(trainer.schema, config, overrides), resume)
+    click.echo(result.summary)
 
 
 @cli.command(name="import")

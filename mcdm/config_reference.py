@@ -14,8 +14,18 @@ import sys
 import types
 import typing
 from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING
 
 START, END = "<!-- train-config:start -->", "<!-- train-config:end -->"
+
+
+def key(default: Any = MISSING, doc: str = "", *, factory: Any = None):
+    """A configuration key with its one-line description (``mcdm train KIND --help-config`` prints the table)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"doc": doc})
+    return dataclasses.field(default=default, metadata={"doc": doc})
 
 
 def rows(schema: type, prefix: str = "") -> list[tuple[str, str, str, str]]:

@@ -27,3 +27,11 @@ def register_denoisers(register):
 
     A checkpoint names its denoiser type, and loading looks the class up here (never an import path from a file).
     """
+
+
+@hookspec
+def register_trainers(register):
+    """Register trainers: ``register(name, load, summary="")``; ``load()`` returns an ``mcdm.training.trainer.Trainer``.
+
+    ``mcdm train NAME CONFIG [KEY=VALUE]... [--resume]`` runs it; the engine's own are ``denoiser`` and ``judges``.
+    """

@@ -21,7 +21,7 @@ from mcdm.distributions import install_hint
 from mcdm.errors import PluginError, UnknownNameError
 
 ENTRY_POINT_GROUP = "mcdm"
-DEFAULT_PLUGINS = ("mcdm.denoisers",)
+DEFAULT_PLUGINS = ("mcdm.denoisers", "mcdm.training.builtin")
 # mcdm's own modality plugins, loaded before any other: their names are never taken over
 BUILTIN_DISTRIBUTIONS = ("mcdm-sketch", "mcdm-segmentation", "mcdm-text", "mcdm-joint", "mcdm-diffusers")
 
@@ -41,6 +41,7 @@ class PluginSet:
     manager: pluggy.PluginManager
     modalities: dict[str, Registration] = field(default_factory=dict)
     denoisers: dict[str, Registration] = field(default_factory=dict)
+    trainers: dict[str, Registration] = field(default_factory=dict)
     broken: dict[str, str] = field(default_factory=dict)
     _loaded: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -51,6 +52,10 @@ class PluginSet:
     def denoiser_class(self, name: str):
         """The Denoiser class registered as ``name`` (loaded on first use)."""
         return self._load("denoiser type", self.denoisers, name)
+
+    def trainer(self, name: str):
+        """The Trainer registered as ``name`` (``mcdm train NAME``; loaded on first use)."""
+        return self._load("trainer", self.trainers, name)
 
     def _load(self, kind: str, table: dict[str, Registration], name: str):
         if name not in table:
@@ -74,6 +79,7 @@ class PluginSet:
             "plugins": sorted(self.manager.get_name(p) or repr(p) for p in self.manager.get_plugins()),
             "modalities": {n: {"plugin": r.plugin, "summary": r.summary} for n, r in sorted(self.modalities.items())},
             "denoisers": {n: {"plugin": r.plugin, "summary": r.summary} for n, r in sorted(self.denoisers.items())},
+            "trainers": {n: {"plugin": r.plugin, "summary": r.summary} for n, r in sorted(self.trainers.items())},
             "broken": dict(sorted(self.broken.items())),
         }
 
@@ -131,15 +137,17 @@ def _load_order(ep: importlib.metadata.EntryPoint) -> tuple[int, str, str]:
 
 
 def _check_provided(kind: str, registration: Registration, value: Any) -> None:
-    """A registration's loader must give what its kind promises (a Modality instance, a Denoiser class)."""
+    """A registration's loader must give what its kind promises (a Modality instance, a Denoiser class, a Trainer)."""
     from mcdm.modality import Denoiser, Modality
+    from mcdm.training.trainer import Trainer
 
     if kind == "modality":
-        ok = isinstance(value, Modality)
+        ok, wanted = isinstance(value, Modality), "a Modality instance"
+    elif kind == "trainer":
+        ok, wanted = isinstance(value, Trainer), "an mcdm.training.trainer.Trainer"
     else:
-        ok = isinstance(value, type) and issubclass(value, Denoiser)
+        ok, wanted = isinstance(value, type) and issubclass(value, Denoiser), "a Denoiser subclass"
     if not ok:
-        wanted = "a Modality instance" if kind == "modality" else "a Denoiser subclass"
         raise PluginError(f"plugin {registration.plugin!r} registered {kind} {registration.name!r} as "
                           f"{_short(value)}, not {wanted}")
 
@@ -164,6 +172,7 @@ def _collect(plugins: PluginSet, strict: bool) -> None:
     for hook_name, table, kind in (
         ("register_modalities", plugins.modalities, "modality"),
         ("register_denoisers", plugins.denoisers, "denoiser type"),
+        ("register_trainers", plugins.trainers, "trainer"),
     ):
         for impl in getattr(plugins.manager.hook, hook_name).get_hookimpls():
             if impl.plugin_name in plugins.broken:

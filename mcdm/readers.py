@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mcdm.errors import MCDMError
+from mcdm.errors import CheckpointError, MCDMError
 
 # Suffixes of pickle-based weight files (torch.save, pickle, Lightning): mcdm never opens one.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -140,3 +140,33 @@ def nonfinite_tensor(folder: str | os.PathLike) -> tuple[Path, str] | None:
                 if tensor.is_floating_point() and not torch.isfinite(tensor).all():
                     return path, key
     return None
+
+
+def read_weights_folder(folder: str | os.PathLike, config_file: str, weight_files: tuple[str, ...], *,
+                        what: str) -> tuple[dict[str, Any], dict[str, dict]]:
+    """The one reader of "config JSON + safetensors weights" folders (judges, the CLIP, training checkpoints).
+
+    Returns ``(config, {weight file: tensors})``. The folder's SHA256SUMS, where it has one, is verified first
+    (a folder without one is checked by whoever ships it, e.g. ``Judges.load`` at the judges' top folder).
+    Only safetensors are read: nothing here can unpickle. Every failure is a ``CheckpointError`` naming the file.
+    """
+    from safetensors.torch import load_file
+
+    from mcdm.checkpoint import CHECKSUMS, verify_checksums
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{what} folder {str(folder)!r} does not exist")
+    for name in (config_file, *weight_files):
+        if not (folder / name).is_file():
+            raise CheckpointError(f"{str(folder)!r} is not a {what} folder: {name} is missing")
+    if (folder / CHECKSUMS).exists():
+        verify_checksums(folder)
+    config = read_json_object(folder / config_file, CheckpointError)
+    weights = {}
+    for name in weight_files:
+        try:
+            weights[name] = load_file(folder / name)
+        except Exception as exc:  # safetensors raises its own error types for a damaged file
+            raise CheckpointError(f"{str(folder / name)!r} is not a readable safetensors file: {exc}") from exc
+    return config, weights

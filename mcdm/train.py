@@ -9,13 +9,11 @@ Batches are a pure function of (seed, step, rank), so a resumed run repeats the 
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import math
 import os
-import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,29 +22,25 @@ import torch
 from omegaconf import MISSING
 from tqdm.auto import tqdm
 
-from mcdm.atomic import atomic_folder, remove_orphans
-from mcdm.checkpoint import save_model, verify_checksums, write_checksums
-from mcdm.errors import CheckpointError, ConfigError, MCDMError, TrainingError
+from mcdm.atomic import remove_orphans
+from mcdm.checkpoint import save_model
+from mcdm.config_reference import key as _key
+from mcdm.errors import ConfigError, MCDMError, TrainingError
 from mcdm.pixels import to_model_range
-from mcdm.readers import nonfinite_tensor
 from mcdm.schedule import Prediction, check_schedule, to_eps
 from mcdm.seeds import check_seed
+from mcdm.training.checkpoints import CHECKPOINTS, Checkpoint, refuse_existing, resume as resume_newest, save_checkpoint
+from mcdm.training.log import LOG_FILE, TrainingLog
+from mcdm.training.schedule import learning_rate
+from mcdm.training.trainer import TrainingResult
 
-CHECKPOINTS = "checkpoints"
 FINAL_MODEL = "model"
-LOG_HEADER = ["step", "loss", "lr", "seconds"]
+MODULES = ("denoiser", "ema")  # the tensors files of a checkpoint, besides the optimizer's
 CACHE_FROM = 5_000  # datasets at least this long are cached on disk rather than rendered per batch
 
 
 # data.name -> the mcdm.data.adapters reader of a real dataset under data.root
 READERS = {"celebamask-hq": "CelebAMaskHQ", "mm-celeba-hq": "MMCelebAHQ", "folder": "FolderFaces"}
-
-
-def _key(default: Any = MISSING, doc: str = "", *, factory: Any = None):
-    """A configuration key with its one-line description (``mcdm train --help-config`` prints the table)."""
-    if factory is not None:
-        return field(default_factory=factory, metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
 
 
 # DDPM's linear schedule: its terminal noise level (sigma_max ~ 150) keeps DPM-Solver and Euler stable, where
@@ -104,42 +98,6 @@ class TrainConfig:
                            "several runs sharing one machine")
 
 
-class TrainState:
-    """Everything a resumed run needs, saved as safetensors/plain tensors + JSON (no pickled objects)."""
-
-    def __init__(self, denoiser, ema, optimizer, lr_scheduler):
-        self.denoiser, self.ema, self.optimizer, self.lr_scheduler = denoiser, ema, optimizer, lr_scheduler
-        self.step = 0
-
-    def save(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        with atomic_folder(folder) as tmp:
-            save_file(_contiguous(self.denoiser.state_dict()), tmp / "denoiser.safetensors")
-            save_file(_contiguous(self.ema.state_dict()), tmp / "ema.safetensors")
-            tensors, groups = _flatten_optimizer(self.optimizer.state_dict())
-            save_file(tensors, tmp / "optimizer.safetensors")
-            (tmp / "state.json").write_text(json.dumps({
-                "step": self.step, "lr_scheduler": self.lr_scheduler.state_dict(), "param_groups": groups,
-            }))
-            write_checksums(tmp)
-
-    def load(self, folder: Path) -> None:
-        """Read a checkpoint, refusing one whose bytes changed since it was written or whose tensors are not finite."""
-        from safetensors.torch import load_file
-
-        verify_checksums(folder, required=False)  # an older checkpoint without SHA256SUMS loads with a warning
-        bad = nonfinite_tensor(folder)
-        if bad is not None:
-            raise CheckpointError(f"{str(bad[0])!r}: tensor {bad[1]!r} holds NaN or infinite values")
-        self.denoiser.load_state_dict(load_file(folder / "denoiser.safetensors"))
-        self.ema.load_state_dict(load_file(folder / "ema.safetensors"))
-        state = json.loads((folder / "state.json").read_text())
-        self.optimizer.load_state_dict(_unflatten_optimizer(load_file(folder / "optimizer.safetensors"), state["param_groups"]))
-        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        self.step = int(state["step"])
-
-
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
     """Train and return the folder of the final (EMA) model, loadable with ``mcdm.checkpoint.load_model``."""
     from accelerate import Accelerator
@@ -189,12 +147,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             print(report)
     ema = copy.deepcopy(denoiser).requires_grad_(False)
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config))
-    state = TrainState(denoiser, ema, optimizer, lr_scheduler)
+    lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(
+        step, peak=1.0, steps=config.steps, warmup=config.warmup_steps, decay=config.lr_schedule))
+    state = _State(denoiser, ema, optimizer, lr_scheduler)
     if resume:
-        _resume(state, out / CHECKPOINTS, accelerator)
-    elif (out / CHECKPOINTS).exists() and any((out / CHECKPOINTS).iterdir()):
-        raise ConfigError(f"{str(out)!r} already holds checkpoints: pass resume to continue, or choose another out")
+        resume_newest(out / CHECKPOINTS, MODULES, state.restore, announce=accelerator.is_main_process)
+    else:
+        refuse_existing(out / CHECKPOINTS)
 
     model, optimizer = accelerator.prepare(denoiser, optimizer)
     ema.to(accelerator.device)  # prepare moved only the trained copy
@@ -202,7 +161,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
-    log = _Log(out / "log.csv", accelerator.is_main_process)
+    log = TrainingLog(out / LOG_FILE, accelerator.is_main_process)
     log.truncate_after(state.step)
     bar = tqdm(total=config.steps, initial=state.step, desc=f"train {config.modality or 'prior'}",
                disable=not (progress and accelerator.is_main_process))
@@ -255,11 +214,12 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
 
 def export_checkpoint(run: str | Path, out: str | Path, step: int | None = None) -> Path:
-    """Write the EMA weights of a run's checkpoint (the newest, or ``step``) as a model folder."""
-    from safetensors.torch import load_file
-
+    """Write the EMA weights of a run's checkpoint (the newest, or ``step``) as a model folder
+    (benchmarks/warm_start.py scores a run's curve this way)."""
     from mcdm.config import load_config
+    from mcdm.errors import CheckpointError
     from mcdm.plugins import make_plugin_manager
+    from mcdm.training.checkpoints import read_checkpoint
 
     run = Path(run).expanduser()
     config = load_config(TrainConfig, run / "config.json")
@@ -271,9 +231,15 @@ def export_checkpoint(run: str | Path, out: str | Path, step: int | None = None)
     plugins = make_plugin_manager()
     modality = plugins.modality(config.modality) if config.modality else None
     ema = _build_denoiser(plugins, modality, config)
-    ema.load_state_dict(load_file(checkpoints[-1] / "ema.safetensors"))
+    ema.load_state_dict(read_checkpoint(checkpoints[-1], MODULES).modules["ema"])
     return save_model(out, ema, modality=config.modality, schedule_config=dict(config.schedule),
                       prediction=config.prediction)
+
+
+def run(config: TrainConfig, resume: bool) -> TrainingResult:
+    """``mcdm train denoiser CONFIG``: train, and say where the model was written."""
+    model = train(config, resume=resume)
+    return TrainingResult(model, f"trained model written to {model}")
 
 
 def open_training_data(config: DataConfig):
@@ -464,18 +430,6 @@ def _build_denoiser(plugins, modality, config: TrainConfig):
     return cls.build(**{**arch, **config.denoiser})
 
 
-def _lr_lambda(config: TrainConfig):
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        if config.lr_schedule == "constant":
-            return 1.0
-        progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
 def _batch_seed(seed: int, step: int, micro: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0])
 
@@ -490,30 +444,11 @@ def _ema_update(ema, model, decay: float, step: int) -> None:
         e.copy_(b)
 
 
-def _checkpoint(state: TrainState, folder: Path, keep: int, accelerator) -> None:
+def _checkpoint(state: "_State", folder: Path, keep: int, accelerator) -> None:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        state.save(folder / f"step-{state.step:07d}")
-        for old in sorted(folder.glob("step-*"))[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        save_checkpoint(folder, state.checkpoint(), keep=keep)
     accelerator.wait_for_everyone()
-
-
-def _resume(state: TrainState, folder: Path, accelerator) -> None:
-    """Load the newest checkpoint that loads; a corrupt newest one falls back to the one before."""
-    candidates = sorted(folder.glob("step-*"), reverse=True)
-    if not candidates:
-        raise CheckpointError(f"nothing to resume: no checkpoints in {str(folder)!r}")
-    for candidate in candidates:
-        try:
-            state.load(candidate)
-            if accelerator.is_main_process:
-                print(f"resumed from {candidate} (step {state.step})")
-            return
-        except Exception as exc:  # a torn or corrupt checkpoint: try the one before
-            if accelerator.is_main_process:
-                print(f"skipping unreadable checkpoint {candidate}: {type(exc).__name__}: {exc}")
-    raise CheckpointError(f"no checkpoint in {str(folder)!r} could be loaded")
 
 
 def _ranks_in_sync(model, accelerator) -> bool:
@@ -523,48 +458,20 @@ def _ranks_in_sync(model, accelerator) -> bool:
     return bool(torch.allclose(gathered, gathered[0].expand_as(gathered), rtol=0, atol=1e-9))
 
 
-def _flatten_optimizer(state_dict: dict) -> tuple[dict, list]:
-    """Optimizer state as flat tensors ("<param index>.<name>") for safetensors, plus JSON-ready param groups."""
-    tensors = {f"{index}.{name}": torch.as_tensor(value).detach().contiguous()
-               for index, per_param in state_dict["state"].items() for name, value in per_param.items()}
-    return tensors, state_dict["param_groups"]
+class _State:
+    """The denoiser run's resumable state: weights, EMA, optimizer, LR scheduler and step (mcdm.training)."""
 
+    def __init__(self, denoiser, ema, optimizer, lr_scheduler):
+        self.denoiser, self.ema, self.optimizer, self.lr_scheduler = denoiser, ema, optimizer, lr_scheduler
+        self.step = 0
 
-def _unflatten_optimizer(tensors: dict, param_groups: list) -> dict:
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    return {"state": state, "param_groups": param_groups}
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(step=self.step, modules={"denoiser": self.denoiser.state_dict(), "ema": self.ema.state_dict()},
+                          optimizer=self.optimizer.state_dict(), extra={"lr_scheduler": self.lr_scheduler.state_dict()})
 
-
-def _contiguous(tensors: dict) -> dict:
-    return {k: v.detach().contiguous() for k, v in tensors.items()}
-
-
-class _Log:
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = path, enabled
-
-    def truncate_after(self, step: int) -> None:
-        """On resume: drop rows logged after the checkpoint, which the resumed run will log again.
-
-        Rows that do not parse (a blank line, a row torn by a kill) are dropped too.
-        """
-        if not self.enabled or not self.path.exists():
-            return
-        with open(self.path, newline="", errors="replace") as f:
-            rows = list(csv.reader(f))
-        kept = [LOG_HEADER] + [r for r in rows if len(r) == len(LOG_HEADER) and r[0].isdigit() and int(r[0]) <= step]
-        with open(self.path, "w", newline="") as f:
-            csv.writer(f).writerows(kept)
-
-    def write(self, step: int, loss: float, lr: float, seconds: float) -> None:
-        if not self.enabled:
-            return
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(LOG_HEADER)
-            writer.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{seconds:.1f}"])
+    def restore(self, checkpoint: Checkpoint) -> None:
+        self.denoiser.load_state_dict(checkpoint.modules["denoiser"])
+        self.ema.load_state_dict(checkpoint.modules["ema"])
+        self.optimizer.load_state_dict(checkpoint.optimizer)
+        self.lr_scheduler.load_state_dict(checkpoint.extra["lr_scheduler"])
+        self.step = checkpoint.step

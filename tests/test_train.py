@@ -100,7 +100,7 @@ def test_two_cpu_processes_train_the_same_weights(tmp_path):
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).with_name("torchrun"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "mcdm.cli", "train", str(yaml),
+        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "mcdm.cli", "train", "denoiser", str(yaml),
          f"out={tmp_path / 'run'}", *TINY, "modality=toy_a"],
         check=True, env=env, timeout=300,
     )
@@ -225,7 +225,7 @@ def test_orphan_partial_folders_are_removed_and_live_ones_kept(tmp_path):
     ],
 )
 def test_each_bad_training_value_is_one_line_before_any_work(tmp_path, override, message):
-    result = CliRunner().invoke(cli, ["train", str(tiny_yaml(tmp_path)), f"out={tmp_path / 'run'}", *TINY, override])
+    result = CliRunner().invoke(cli, ["train", "denoiser", str(tiny_yaml(tmp_path)), f"out={tmp_path / 'run'}", *TINY, override])
     assert result.exit_code == 2, result.output  # what was asked for is at fault
     assert message in result.output and result.output.strip().count("\n") == 0, result.output
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -233,23 +233,24 @@ def test_each_bad_training_value_is_one_line_before_any_work(tmp_path, override,
 
 def test_an_unwritable_run_folder_is_one_line(tmp_path):
     (tmp_path / "file").write_text("")
-    result = CliRunner().invoke(cli, ["train", str(tiny_yaml(tmp_path)), f"out={tmp_path / 'file' / 'run'}", *TINY])
+    result = CliRunner().invoke(cli, ["train", "denoiser", str(tiny_yaml(tmp_path)), f"out={tmp_path / 'file' / 'run'}", *TINY])
     assert result.exit_code == 2 and "cannot be written: Not a directory" in result.output
 
 
 KILLED_AT_CHECKPOINT = """
 import os, signal, sys
+import mcdm.checkpoint as checkpoint
 import mcdm.train as training
 from mcdm.config import load_config
 
-write_checksums = training.write_checksums
+write_checksums = checkpoint.write_checksums
 
 def die_while_writing(folder):  # called inside the temporary folder, after the tensors, before the rename
     if folder.name.startswith(".step-" + os.environ["KILL_AT"].zfill(7)):
         os.kill(os.getpid(), signal.SIGKILL)
     return write_checksums(folder)
 
-training.write_checksums = die_while_writing
+checkpoint.write_checksums = die_while_writing  # what the kit calls on each checkpoint
 training.train(load_config(training.TrainConfig, None, sys.argv[1:]), progress=False)
 """
 
