@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from mcdm.config_reference import key
 from mcdm.data.labels import LABELS
 
 _SWAPPED = (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear"))
@@ -33,16 +34,16 @@ def mirrored_labels() -> torch.Tensor:
 class Augmentation:
     """How strongly ``degrade`` and ``mirror`` perturb a batch. Intensities are in [-1, 1] image units."""
 
-    flip: float = 0.5  # probability of a left-right flip
-    brightness: float = 0.08  # each image is scaled by a factor in [1 - brightness, 1 + brightness]
-    contrast: float = 0.1  # ... its contrast around its mean by [1 - contrast, 1 + contrast]
-    saturation: float = 0.12  # ... its saturation by [1 - saturation, 1 + saturation]
-    channel_gain: float = 0.03  # ... and each colour channel by [1 - gain, 1 + gain]
-    blur: float = 0.3  # probability of a Gaussian blur
-    blur_sigma_min: float = 0.3  # its standard deviation in pixels, uniform in [min, max]
-    blur_sigma_max: float = 0.8
-    noise: float = 0.5  # probability of additive Gaussian noise
-    noise_sigma_max: float = 0.08  # its standard deviation, uniform in [0, max]
+    flip: float = key(0.5, "probability of a left-right flip")
+    brightness: float = key(0.08, "each image is scaled by a factor in [1 - brightness, 1 + brightness]")
+    contrast: float = key(0.1, "... its contrast around its mean by [1 - contrast, 1 + contrast]")
+    saturation: float = key(0.12, "... its saturation by [1 - saturation, 1 + saturation]")
+    channel_gain: float = key(0.03, "... and each colour channel by [1 - gain, 1 + gain]")
+    blur: float = key(0.3, "probability of a Gaussian blur")
+    blur_sigma_min: float = key(0.3, "the blur's standard deviation in pixels is uniform in [min, max]")
+    blur_sigma_max: float = key(0.8, "... and at most this")
+    noise: float = key(0.5, "probability of additive Gaussian noise")
+    noise_sigma_max: float = key(0.08, "the noise's standard deviation, uniform in [0, max]")
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:

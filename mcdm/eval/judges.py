@@ -9,7 +9,7 @@ A judge answers "does this 32x32 face obey its condition?" without a human. Two 
 
 Both take a batch of uint8 RGB images (``(N, H, W, 3)``, numpy or torch, or a single ``(H, W, 3)`` image) or
 a float tensor ``(N, 3, H, W)`` in [-1, 1] (what the samplers produce). A judge folder holds ``config.json``
-and ``model.safetensors``, nothing else: judges never load a pickle. ``mcdm.eval.train_judges`` trains them.
+and ``model.safetensors``, nothing else: judges never load a pickle. ``mcdm train judges`` (``mcdm.eval.train_judges``) trains them.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from mcdm.atomic import atomic_folder
@@ -35,7 +34,7 @@ from mcdm.data.captions import describable
 from mcdm.data.labels import LABELS
 from mcdm.errors import CheckpointError
 from mcdm.pixels import to_model_range
-from mcdm.readers import read_json_object
+from mcdm.readers import read_weights_folder
 
 __all__ = [
     "ATTRIBUTE_HEADS",
@@ -202,6 +201,18 @@ class _Judge:
 
     @classmethod
     def build(cls, **config: Any) -> Self:
+        """A randomly initialised judge (seed torch first for a reproducible one); keys as in ``config.json``."""
+        config = {"judge": cls.kind, "format": FORMAT_VERSION, "image_size": 32, **cls._defaults(), **config}
+        return cls(cls._network(config), config)
+
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        """The config keys of this kind of judge, with their defaults."""
+        raise NotImplementedError
+
+    @classmethod
+    def _network(cls, config: dict[str, Any]) -> nn.Module:
+        """The untrained network that ``config`` describes (checked)."""
         raise NotImplementedError
 
     @property
@@ -247,23 +258,14 @@ class _Judge:
 
 
 def _read_folder(folder: str | os.PathLike[str], kind: str) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    folder = Path(folder)
-    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise CheckpointError(f"{str(folder)!r} is not a judge folder: {path.name} is missing")
-    config = read_json_object(config_path, CheckpointError)
+    config, weights = read_weights_folder(folder, CONFIG_FILE, (WEIGHTS_FILE,), what="judge")
     if config.get("judge") != kind:
         found = config.get("judge")
         raise CheckpointError(f"{str(folder)!r} holds a {found!r} judge, expected a {kind!r} judge")
     if config.get("format") != FORMAT_VERSION:
         found = config.get("format")
         raise CheckpointError(f"{str(folder)!r}: judge format {found!r}, this mcdm reads format {FORMAT_VERSION}")
-    try:
-        state = load_file(str(weights_path))
-    except (SafetensorError, OSError) as exc:
-        raise CheckpointError(f"{str(weights_path)!r} is not a readable safetensors file: {exc}") from exc
-    return config, state
+    return config, weights[WEIGHTS_FILE]
 
 
 class ParsingJudge(_Judge):
@@ -272,21 +274,16 @@ class ParsingJudge(_Judge):
     kind = "parsing"
 
     @classmethod
-    def build(cls, **config: Any) -> "ParsingJudge":
-        """A randomly initialised judge (seed torch first for a reproducible one); keys as in ``config.json``."""
-        config = {
-            "judge": cls.kind,
-            "format": FORMAT_VERSION,
-            "image_size": 32,
-            "channels": [16, 32, 64, 128],
-            "labels": list(LABELS),
-            **config,
-        }
+    def _defaults(cls) -> dict[str, Any]:
+        return {"channels": [16, 32, 64, 128], "labels": list(LABELS)}
+
+    @classmethod
+    def _network(cls, config: dict[str, Any]) -> nn.Module:
         if list(config["labels"]) != list(LABELS):
             raise CheckpointError("parsing judge: its labels are not mcdm's CelebAMask-HQ LABELS order")
         if config["image_size"] % 8:
             raise ValueError(f"parsing judge: image_size must be a multiple of 8, got {config['image_size']}")
-        return cls(ParsingNet(config["channels"], len(config["labels"])), config)
+        return ParsingNet(config["channels"], len(config["labels"]))
 
     @torch.inference_mode()
     def logits(self, images: Any, batch_size: int = 256) -> torch.Tensor:
@@ -306,18 +303,12 @@ class AttributeJudge(_Judge):
     kind = "attributes"
 
     @classmethod
-    def build(cls, **config: Any) -> "AttributeJudge":
-        """A randomly initialised judge (seed torch first for a reproducible one); keys as in ``config.json``."""
-        config = {
-            "judge": cls.kind,
-            "format": FORMAT_VERSION,
-            "image_size": 32,
-            "channels": [24, 48, 96, 128],
-            "heads": {name: list(classes) for name, classes in ATTRIBUTE_HEADS.items()},
-            **config,
-        }
-        heads = {name: len(classes) for name, classes in config["heads"].items()}
-        return cls(AttributeNet(config["channels"], heads), config)
+    def _defaults(cls) -> dict[str, Any]:
+        return {"channels": [24, 48, 96, 128], "heads": {name: list(classes) for name, classes in ATTRIBUTE_HEADS.items()}}
+
+    @classmethod
+    def _network(cls, config: dict[str, Any]) -> nn.Module:
+        return AttributeNet(config["channels"], {name: len(classes) for name, classes in config["heads"].items()})
 
     @property
     def heads(self) -> dict[str, list[Any]]:

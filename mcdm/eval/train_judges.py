@@ -1,6 +1,6 @@
 """Train both judges on the synthfaces *train* split, then measure their ceilings on the *test* split.
 
-    python -m mcdm.eval.train_judges --out DIR [--steps N] [--config FILE.yaml] [key=value ...]
+    mcdm train judges configs/judges/judges-32.yaml out=DIR [KEY=VALUE ...]
 
 writes ``DIR/parsing`` and ``DIR/attributes`` (each ``config.json`` + ``model.safetensors``),
 ``DIR/judges.json`` and ``DIR/MODEL_CARD.md``: how the judges were trained (data, steps, batch, seconds,
@@ -11,32 +11,34 @@ more reliably than a real one is read. The test split is used for nothing else.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import math
 import os
 import platform
-import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import MISSING
 from tqdm.auto import tqdm
 
 from mcdm.atomic import write_text_atomic
+from mcdm.config_reference import key
 from mcdm.data.attributes import record_to_attributes
 from mcdm.data.cache import SynthCache, load_or_build_cache
 from mcdm.data.labels import LABELS
 from mcdm.eval.augment import Augmentation, degrade, mirror
+from mcdm.errors import ConfigError
 from mcdm.eval.judges import IGNORE_TARGET, AttributeJudge, Judges, ParsingJudge, attribute_targets
 from mcdm.eval.metrics import mean_iou_batch, per_class_iou
 from mcdm.pixels import to_model_range
+from mcdm.training.schedule import learning_rate
+from mcdm.training.trainer import TrainingResult
 
 REPORT_FILE = "judges.json"
 CARD_FILE = "MODEL_CARD.md"
@@ -52,20 +54,28 @@ EVAL_DEGRADATION = Augmentation(
 class JudgeTrainConfig:
     """Everything that decides a judge training run (``configs/judges/judges-32.yaml`` is the shipped one)."""
 
-    size: int = 32
-    seed: int = 0  # dataset seed (both splits) and training seed
-    n_train: int = 40_000  # train-split faces rendered once and cached
-    n_test: int = 2_000  # held-out test-split faces the ceilings are measured on
-    parsing_steps: int = 5_000
-    attribute_steps: int = 5_000
-    batch_size: int = 64
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 100
-    threads: int = 1  # torch CPU threads
-    parsing_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    attribute_channels: list[int] = field(default_factory=lambda: [24, 48, 96, 128])
-    augmentation: Augmentation = field(default_factory=Augmentation)
+    out: str = key(MISSING, "folder for parsing/, attributes/, judges.json and MODEL_CARD.md (required)")
+    cache_dir: str | None = key(None, "where rendered synthfaces splits are cached (null: ~/.cache/mcdm)")
+    size: int = key(32, "image size in pixels")
+    seed: int = key(0, "dataset seed (both splits) and training seed")
+    n_train: int = key(40_000, "train-split faces rendered once and cached")
+    n_test: int = key(2_000, "held-out test-split faces the ceilings are measured on")
+    parsing_steps: int = key(5_000, "optimiser steps of the parsing judge")
+    attribute_steps: int = key(5_000, "optimiser steps of the attribute judge")
+    batch_size: int = key(64, "faces per step")
+    lr: float = key(3e-3, "AdamW learning rate after warm-up (cosine decay to 0 over each judge's steps)")
+    weight_decay: float = key(1e-4, "AdamW weight decay")
+    warmup_steps: int = key(100, "linear learning-rate warm-up steps")
+    threads: int = key(1, "torch CPU threads")
+    parsing_channels: list[int] = key(doc="the parsing UNet's widths at full, 1/2, 1/4 and 1/8 resolution",
+                                      factory=lambda: [16, 32, 64, 128])
+    attribute_channels: list[int] = key(doc="the attribute CNN's widths, stage by stage",
+                                        factory=lambda: [24, 48, 96, 128])
+    augmentation: Augmentation = key(doc="training-time augmentation (the augmentation.* keys)", factory=Augmentation)
+
+
+# where a run writes, not what decides it: left out of the report's copy of the config
+_PLACE_KEYS = ("out", "cache_dir")
 
 
 @dataclass
@@ -86,18 +96,6 @@ class SplitArrays:
 # ---------------------------------------------------------------- training
 
 
-def _schedule(config: JudgeTrainConfig, steps: int) -> Callable[[int], float]:
-    """Linear warm-up, then cosine decay to zero: the learning-rate multiplier at a step."""
-
-    def factor(step: int) -> float:
-        if step < config.warmup_steps:
-            return (step + 1) / config.warmup_steps
-        progress = (step - config.warmup_steps) / max(1, steps - config.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-    return factor
-
-
 LossFn = Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor]
 """``loss(network output, mirrored masks of the batch, indices of the batch in the split)``."""
 
@@ -114,7 +112,8 @@ def _fit(
     """The shared loop: random batches, mirror + degrade, AdamW with warm-up and cosine decay."""
     net.train().to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(
+        step, peak=1.0, steps=steps, warmup=config.warmup_steps))
     n, losses, start, cpu_start = data.images.shape[0], [], time.perf_counter(), time.process_time()
     with tqdm(range(steps), desc=desc, unit="step", mininterval=2.0) as bar:
         for step in bar:
@@ -227,9 +226,17 @@ def _machine(threads: int) -> dict[str, Any]:
     }
 
 
-def run(config: JudgeTrainConfig, out: str | os.PathLike[str], cache_dir: str | None = None) -> dict[str, Any]:
+def run(config: JudgeTrainConfig, resume: bool) -> TrainingResult:
+    """``mcdm train judges CONFIG``: train, and print the ceilings. A run takes minutes: it does not checkpoint."""
+    if resume:
+        raise ConfigError("mcdm train judges does not checkpoint (a run takes minutes): run it again without --resume")
+    report = train_judges(config)
+    return TrainingResult(Path(config.out), _summary(report) + f"\njudges written to {config.out}")
+
+
+def train_judges(config: JudgeTrainConfig) -> dict[str, Any]:
     """Train both judges, save them under ``out``, measure them on the test split, write ``judges.json``."""
-    out = Path(out)
+    out, cache_dir = Path(config.out).expanduser(), config.cache_dir
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     machine = _machine(config.threads)
@@ -267,7 +274,7 @@ def run(config: JudgeTrainConfig, out: str | os.PathLike[str], cache_dir: str | 
             "attributes": {**attribute_stats, "parameters": attributes.num_parameters()},
             "total_seconds": round(parsing_stats["seconds"] + attribute_stats["seconds"], 1),
             "total_cpu_seconds": round(parsing_stats["cpu_seconds"] + attribute_stats["cpu_seconds"], 1),
-            "config": dataclasses.asdict(config),
+            "config": {k: v for k, v in dataclasses.asdict(config).items() if k not in _PLACE_KEYS},
         },
         "machine": machine,
         "definitions": {
@@ -321,7 +328,7 @@ Each folder is `config.json` + `model.safetensors` (no pickle).
   rendering (or loading the cached) data.
 - Hardware: CPU only, {machine['cpu_cores']} cores ({machine['processor']}), torch {machine['torch']} with
   {machine['torch_threads']} thread(s); load average {machine['load_average_at_start']} at the start{busy}.
-- Reproduce: `python -m mcdm.eval.train_judges --config configs/judges/judges-32.yaml --out DIR`.
+- Reproduce: `mcdm train judges configs/judges/judges-32.yaml out=DIR`.
 
 ## Ceilings on held-out faces
 Measured on {data['test']['n']:,} faces of the synthfaces **test** split (seed {data['seed']}), never used in training.
@@ -351,32 +358,3 @@ def _summary(report: dict[str, Any]) -> str:
     wall, cpu = training["total_seconds"], training["total_cpu_seconds"]
     lines.append(f"training {wall:.0f} s wall, {cpu:.0f} s CPU, {threads} thread(s)")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mcdm.eval.train_judges", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="folder for parsing/, attributes/ and judges.json")
-    parser.add_argument("--steps", type=int, help="training steps of each judge (overrides the config)")
-    parser.add_argument("--config", help="a YAML JudgeTrainConfig, e.g. configs/judges/judges-32.yaml")
-    parser.add_argument("--cache-dir", help="where rendered synthfaces splits are cached (default ~/.cache/mcdm)")
-    parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. n_train=5000 augmentation.noise=0")
-    args = parser.parse_args(argv)
-
-    from mcdm.config import load_config
-    from mcdm.errors import MCDMError
-
-    overrides = list(args.overrides)
-    if args.steps is not None:
-        overrides += [f"parsing_steps={args.steps}", f"attribute_steps={args.steps}"]
-    try:
-        config = load_config(JudgeTrainConfig, args.config, overrides)
-        report = run(config, args.out, args.cache_dir)
-    except MCDMError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(_summary(report))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

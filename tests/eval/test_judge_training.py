@@ -2,12 +2,14 @@
 
 import json
 
+import pytest
 import torch
+from click.testing import CliRunner
 
 from mcdm.data.labels import LABELS
 from mcdm.eval.augment import Augmentation, degrade, mirror, mirrored_labels
 from mcdm.eval.judges import Judges
-from mcdm.eval.train_judges import main
+from mcdm.cli import cli
 
 
 def test_mirrored_labels_swap_sides_and_are_an_involution():
@@ -41,17 +43,34 @@ def test_degrade_is_seeded_bounded_and_small():
     torch.testing.assert_close(degrade(images, off, torch.Generator()), images)
 
 
-def test_train_judges_end_to_end(tmp_path, capsys):
+TINY = ["parsing_steps=2", "attribute_steps=2", "n_train=12", "n_test=6", "batch_size=4", "warmup_steps=1",
+        "parsing_channels=[4,4,8,8]", "attribute_channels=[4,4,8,8]"]
+
+
+@pytest.fixture
+def tiny_yaml(tmp_path):
+    path = tmp_path / "judges.yaml"
+    path.write_text(f"cache_dir: {tmp_path / 'cache'}\n")
+    return path
+
+
+def test_train_judges_end_to_end(tmp_path, tiny_yaml):
     out = tmp_path / "judges"
-    args = ["--out", str(out), "--steps", "2", "--cache-dir", str(tmp_path / "cache"), "n_train=12", "n_test=6",
-            "batch_size=4", "warmup_steps=1", "parsing_channels=[4,4,8,8]", "attribute_channels=[4,4,8,8]"]  # fmt: skip
-    assert main(args) == 0
+    result = CliRunner().invoke(cli, ["train", "judges", str(tiny_yaml), f"out={out}", *TINY])
+    assert result.exit_code == 0, result.output
     report = json.loads((out / "judges.json").read_text())
     assert report["parsing"]["n_images"] == 6 and 0 <= report["parsing"]["mean_iou"] <= 1
     assert set(report["attributes"]) == {"gender", "hair_color", "eyeglasses", "smiling", "hat", "beard"}
     assert report["training"]["parsing"]["steps"] == 2 and report["training"]["batch_size"] == 4
     assert report["data"]["test"]["split"] == "test" and report["data"]["train"]["n"] == 12
     assert "degraded" in report and "machine" in report
+    assert "out" not in report["training"]["config"]  # what decides the run, not where it was written
     judges = Judges.load(out)
     assert judges.parsing.config["training"]["steps"] == 2
-    assert "parsing mean IoU" in capsys.readouterr().out
+    assert "parsing mean IoU" in result.output and f"judges written to {out}" in result.output
+
+
+def test_judge_training_refuses_resume_in_one_line(tmp_path, tiny_yaml):
+    result = CliRunner().invoke(cli, ["train", "judges", str(tiny_yaml), f"out={tmp_path / 'j'}", *TINY, "--resume"])
+    assert result.exit_code != 0 and "does not checkpoint" in result.output
+    assert not (tmp_path / "j").exists()

@@ -117,8 +117,11 @@ def test_save_load_round_trip_gives_identical_outputs(tmp_path, parsing_judge, a
 
 
 def test_load_errors_name_the_folder(tmp_path, parsing_judge):
-    with pytest.raises(CheckpointError, match="config.json is missing"):
+    with pytest.raises(CheckpointError, match="judge folder .*nowhere' does not exist"):
         ParsingJudge.load(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="not a judge folder: config.json is missing"):
+        ParsingJudge.load(tmp_path / "empty")
     parsing_judge.save(tmp_path / "parsing")
     with pytest.raises(CheckpointError, match="expected a 'attributes' judge"):
         AttributeJudge.load(tmp_path / "parsing")
