@@ -9,11 +9,11 @@ from __future__ import annotations
 BUILTIN: dict[str, dict[str, tuple[str, ...]]] = {
     "mcdm-sketch": {"modality": ("sketch",)},
     "mcdm-segmentation": {"modality": ("segmentation",)},
-    "mcdm-text": {"modality": ("text",), "denoiser type": ("unet_text",)},
+    "mcdm-text": {"modality": ("text",), "denoiser type": ("unet_text",), "trainer": ("clip",)},
     "mcdm-joint": {"modality": ("joint",), "denoiser type": ("unet_joint",)},
     "mcdm-models-synthfaces": {"model": ("synthfaces-32", "judges-32")},
 }
-"""Distribution name -> kind ("modality", "denoiser type", "model") -> the names it provides."""
+"""Distribution name -> kind ("modality", "denoiser type", "trainer", "model") -> the names it provides."""
 
 
 def provider(kind: str, name: str) -> str | None:

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from mcdm.atomic import atomic_folder
 from mcdm.errors import CheckpointError, ConfigError
 from mcdm.pixels import to_model_range
-from mcdm.readers import read_json_object
+from mcdm.readers import read_weights_folder
 from mcdm_text.tokens import CONTEXT_LENGTH, VOCAB_SIZE
 
 CLIP_CONFIG = "clip_config.json"
@@ -71,42 +71,41 @@ def build_text_encoder(text_cfg: dict, embed_dim: int = 0):
     return _build_text_tower(embed_dim, cfg)
 
 
-def save_clip(model, config: dict, folder: str | os.PathLike, *, extra_files: dict[str, bytes] | None = None) -> Path:
-    """Write a CLIP folder atomically: ``clip_config.json`` + ``model.safetensors`` (plus ``extra_files``)."""
+def save_clip(model, config: dict, folder: str | os.PathLike) -> Path:
+    """Write a CLIP folder atomically: ``clip_config.json`` + ``model.safetensors``."""
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
         save_file(_state_dict(model), tmp / WEIGHTS)
         (tmp / CLIP_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
     return folder
 
 
 def read_clip_config(folder: str | os.PathLike) -> dict:
-    folder = Path(folder)
-    path = folder / CLIP_CONFIG
-    if not folder.is_dir():
-        raise CheckpointError(f"CLIP folder {str(folder)!r} does not exist")
-    if not path.is_file():
-        raise CheckpointError(f"{str(folder)!r} is not a CLIP folder: {CLIP_CONFIG} is missing")
-    return read_json_object(path, CheckpointError)
+    """A CLIP folder's ``clip_config.json`` alone (its weights unread)."""
+    return read_weights_folder(folder, CLIP_CONFIG, (), what="CLIP")[0]
+
+
+def read_clip(folder: str | os.PathLike) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A CLIP folder's config and weights (:func:`mcdm.readers.read_weights_folder`)."""
+    config, weights = read_weights_folder(folder, CLIP_CONFIG, (WEIGHTS,), what="CLIP")
+    return config, weights[WEIGHTS]
 
 
 def load_clip(folder: str | os.PathLike) -> tuple[Any, dict]:
     """Read what :func:`save_clip` wrote: ``(model, config)``; the model in eval mode. Safetensors only."""
     folder = Path(folder)
-    config = read_clip_config(folder)
+    config, weights = read_clip(folder)
     model = build_clip(config)
-    _load_into(model, _read_weights(folder), folder, strict=True)
+    _load_into(model, weights, folder, strict=True)
     return model.eval(), config
 
 
 def load_clip_text_encoder(folder: str | os.PathLike):
     """Only the text tower of the CLIP in ``folder`` (as :func:`build_text_encoder` makes it), frozen."""
     folder = Path(folder)
-    config = read_clip_config(folder)
+    config, weights = read_clip(folder)
     encoder = build_text_encoder(config["text_cfg"])
-    weights = {k[len("text."):]: v for k, v in _read_weights(folder).items() if k.startswith("text.")}
+    weights = {k[len("text."):]: v for k, v in weights.items() if k.startswith("text.")}
     weights = {k: v for k, v in weights.items() if not k.startswith("text_projection")}
     _load_into(encoder, weights, folder, strict=True)
     return freeze(encoder)
@@ -123,14 +122,12 @@ def save_text_encoder(encoder, text_cfg: dict, folder: str | os.PathLike) -> Non
 def load_text_encoder(folder: str | os.PathLike) -> tuple[Any, dict]:
     """Read what :func:`save_text_encoder` wrote: ``(frozen encoder, text_cfg)``."""
     folder = Path(folder)
-    path = folder / TEXT_CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"{str(folder)!r} is not a text encoder folder: {TEXT_CONFIG} is missing")
-    text_cfg = read_json_object(path, CheckpointError).get("text_cfg")
+    config, weights = read_weights_folder(folder, TEXT_CONFIG, (WEIGHTS,), what="text encoder")
+    text_cfg = config.get("text_cfg")
     if not isinstance(text_cfg, dict):
-        raise CheckpointError(f"{str(path)!r} has no 'text_cfg' object")
+        raise CheckpointError(f"{str(folder / TEXT_CONFIG)!r} has no 'text_cfg' object")
     encoder = build_text_encoder(text_cfg)
-    _load_into(encoder, _read_weights(folder), folder, strict=True)
+    _load_into(encoder, weights[WEIGHTS], folder, strict=True)
     return freeze(encoder), text_cfg
 
 
@@ -164,16 +161,6 @@ def _check_clip_config(config: dict) -> None:
 
 def _state_dict(module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-
-
-def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    path = folder / WEIGHTS
-    if not path.is_file():
-        raise CheckpointError(f"{str(folder)!r} has no {WEIGHTS} (pickled checkpoints are not loaded)")
-    try:
-        return load_file(path)
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise CheckpointError(f"cannot read {str(path)!r}: {exc}") from exc
 
 
 def _load_into(module, weights: dict[str, torch.Tensor], folder: Path, *, strict: bool) -> None:

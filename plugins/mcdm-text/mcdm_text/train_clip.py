@@ -1,6 +1,6 @@
-"""Contrastive training of the small CLIP on SynthFaces image/caption pairs, resumable, and a retrieval check.
+"""``mcdm train clip``: contrastive training of the small CLIP on SynthFaces image/caption pairs, and a retrieval check.
 
-    python -m mcdm_text.train_clip --out runs/clip --steps 20000 --hard-negatives 1 --contrasts 8
+    mcdm train clip configs/clip/clip-32.yaml out=runs/clip [KEY=VALUE]... [--resume]
 
 ``hard_negatives`` adds, to open_clip's ``ClipLoss``, that weight times a second cross-entropy: each image must
 prefer its caption to ``contrasts`` *contrast captions* of the same face, each wrong about a different attribute
@@ -11,185 +11,200 @@ With one contrast per image a stated smile is contradicted in about one image in
 (On the synthetic faces neither made the small CLIP encode smiles: the smile is a one-pixel lift of the mouth
 corners at 32x32, which its vision tower does not pick up within a few thousand steps.)
 
-Files under ``--out``::
+Files under ``out`` (the training kit's run folder, :mod:`mcdm.training`)::
 
-    checkpoint/   the latest checkpoint, replaced atomically every ``checkpoint_every`` steps: the CLIP folder
-                  (clip_config.json + model.safetensors) plus optimizer.safetensors and trainer.json
+    checkpoints/  step-NNNNNNN/ every ``checkpoint_every`` steps (the CLIP's weights, the optimizer, the settings
+                  a resumed run must share), the newest ``keep_checkpoints`` kept
+    config.json   the run's configuration
+    log.csv       step, loss, lr, seconds (rows past the checkpoint a resumed run starts from are dropped)
     clip/         the trained CLIP alone (load_clip reads it; the text denoiser's clip_path points here)
-    loss.csv      step, loss, lr, seconds (rows past the checkpoint a resumed run starts from are dropped)
 
 Batch ``s`` is a pure function of ``(seed, s)``, so a resumed run sees the batches an uninterrupted run would.
+The cosine schedule decays over ``steps``, so only a run resumed with the same ``steps`` repeats an
+uninterrupted one exactly (``lr_schedule=constant`` makes any split repeat it).
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
+import dataclasses
 import json
 import math
-import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_safetensors_bytes
-from safetensors.torch import save as save_safetensors_bytes
+from omegaconf import MISSING
 from tqdm.auto import tqdm
 
+from mcdm.config_reference import key
 from mcdm.data.captions import MAX_CONTRASTS
-from mcdm.errors import CheckpointError, ConfigError
-from mcdm_text.clip import (
-    CLIP_CONFIG,
-    build_clip,
-    clip_config,
-    images_to_tensor,
-    load_clip,
-    read_clip_config,
-    save_clip,
+from mcdm.errors import ConfigError, TrainingError
+from mcdm.training.checkpoints import (
+    CHECKPOINTS,
+    Checkpoint,
+    check_same_settings,
+    refuse_existing,
+    resume as resume_newest,
+    save_checkpoint,
 )
+from mcdm.training.log import LOG_FILE, TrainingLog
+from mcdm.training.schedule import Decay, learning_rate
+from mcdm.training.trainer import TrainingResult
+from mcdm_text.clip import build_clip, clip_config, images_to_tensor, load_clip, save_clip
 from mcdm_text.modality import TextModality
 from mcdm_text.tokens import tokenize_batch
 
-CHECKPOINT = "checkpoint"
 EXPORT = "clip"
-LOSS_CSV = "loss.csv"
-OPTIMIZER_FILE = "optimizer.safetensors"
-TRAINER_FILE = "trainer.json"
+MODULES = ("model",)  # the tensors files of a checkpoint, besides the optimizer's
+LR_FLOOR = 0.1  # the cosine decays to this share of lr
+RETRIEVAL_BATCH = 64
 # settings a resumed run must share with the run it continues (others, like the step count, may change)
 _RESUME_KEYS = ("batch_size", "size", "seed", "data_seed", "train_length", "lr", "lr_schedule", "weight_decay",
-                "warmup", "hard_negatives", "contrasts")
-
-Precision = Literal["fp32", "bf16"]
-LRSchedule = Literal["cosine", "constant"]
+                "warmup_steps", "hard_negatives", "contrasts", "clip")
 
 
-def train_clip(
-    out_dir: str | os.PathLike,
-    steps: int,
-    batch_size: int = 64,
-    size: int = 32,
-    seed: int = 0,
-    *,
-    config: dict | None = None,
-    lr: float = 5e-4,
-    lr_schedule: LRSchedule = "cosine",
-    weight_decay: float = 0.1,
-    warmup: int = 200,
-    checkpoint_every: int = 500,
-    log_every: int = 1,
-    data_seed: int = 0,
-    train_length: int = 100_000,
-    hard_negatives: float = 0.0,
-    contrasts: int = 1,
-    num_workers: int = 0,
-    device: str | torch.device = "cpu",
-    precision: Precision = "fp32",
-    progress: bool = True,
-) -> Path:
-    """Train (or resume training) the CLIP for ``steps`` steps in total; returns the exported ``clip/`` folder.
+@dataclass
+class ClipTrainConfig:
+    """A CLIP training run (``configs/clip/clip-32.yaml`` is the shipped CLIP's)."""
 
-    An existing ``out_dir/checkpoint`` is resumed from its step; its settings must match these. The cosine
-    schedule decays over ``steps``, so only a run resumed with the same ``steps`` repeats an uninterrupted one
-    exactly (``lr_schedule="constant"`` makes any split repeat it).
-    """
-    if steps < 1 or batch_size < 2 or checkpoint_every < 1 or log_every < 1:
-        raise ConfigError(f"train_clip: need steps >= 1, batch_size >= 2, checkpoint_every >= 1 and log_every >= 1, "
-                          f"got {steps}, {batch_size}, {checkpoint_every}, {log_every}")
-    if train_length < batch_size:
-        raise ConfigError(f"train_clip: train_length {train_length} is smaller than one batch of {batch_size}")
-    if hard_negatives < 0:
-        raise ConfigError(f"train_clip: hard_negatives is a loss weight, at least 0; got {hard_negatives}")
-    if not 1 <= contrasts <= MAX_CONTRASTS:
-        raise ConfigError(f"train_clip: contrasts (contrast captions per image) must be 1 to {MAX_CONTRASTS}; "
-                          f"got {contrasts}")
-    if precision not in ("fp32", "bf16"):
-        raise ConfigError(f"train_clip: unknown precision {precision!r}; choose fp32 or bf16")
-    if lr_schedule not in ("cosine", "constant"):
-        raise ConfigError(f"train_clip: unknown lr_schedule {lr_schedule!r}; choose cosine or constant")
-    out_dir = Path(out_dir)
-    device = torch.device(device)
-    settings = {"batch_size": batch_size, "size": size, "seed": seed, "data_seed": data_seed,
-                "train_length": train_length, "lr": lr, "lr_schedule": lr_schedule, "weight_decay": weight_decay,
-                "warmup": warmup, "hard_negatives": hard_negatives}
-    if contrasts > 1:  # only then, so runs from before the setting existed resume
-        settings["contrasts"] = contrasts
+    out: str = key(MISSING, "run folder: checkpoints/, config.json, log.csv and, at the end, clip/ (required)")
+    steps: int = key(3_000, "optimiser steps in all (a resumed run counts the steps already done)")
+    batch_size: int = key(64, "image/caption pairs per step (the in-batch negatives), at least 2")
+    size: int = key(32, "image size in pixels")
+    seed: int = key(0, "initial weights and every batch (a pure function of seed and step: resuming repeats them)")
+    data_seed: int = key(0, "which synthfaces are drawn")
+    train_length: int = key(100_000, "train-split faces the batches are drawn from")
+    lr: float = key(5e-4, "AdamW learning rate after warm-up")
+    lr_schedule: Decay = key("cosine", "after warm-up: constant, or cosine decay to 10% of lr at the last step")
+    warmup_steps: int = key(200, "linear learning-rate warm-up steps")
+    weight_decay: float = key(0.1, "AdamW weight decay (not on gains, biases, embeddings, the logit scale)")
+    hard_negatives: float = key(0.0, "weight of the contrast-caption loss (0: open_clip's ClipLoss alone)")
+    contrasts: int = key(1, f"contrast captions per image, each wrong about a different attribute (1 to "
+                            f"{MAX_CONTRASTS}); used when hard_negatives > 0")
+    clip: dict[str, Any] = key(doc="the open_clip model config (embed_dim, vision_cfg, text_cfg); empty: the small "
+                                   "CLIP of mcdm_text.clip with its vision tower sized for size", factory=dict)
+    checkpoint_every: int = key(500, "steps between resumable checkpoints (and at the last step)")
+    keep_checkpoints: int = key(3, "checkpoints kept; older ones are removed")
+    log_every: int = key(10, "steps between rows of log.csv (step, loss, lr, seconds)")
+    num_workers: int = key(0, "processes rendering batches")
+    device: str = key("cpu", "the torch device to train on")
+    precision: Literal["fp32", "bf16"] = key("fp32", "autocast precision")
+    eval_batches: int = key(4, f"test batches of {RETRIEVAL_BATCH} for the retrieval check printed at the end; "
+                               "0: none")
 
-    ckpt = out_dir / CHECKPOINT
-    if (ckpt / TRAINER_FILE).is_file():
-        model, config, optimizer, start = _resume(ckpt, settings, config, device)
+
+def run(config: ClipTrainConfig, resume: bool) -> TrainingResult:
+    """``mcdm train clip CONFIG``: train, then check caption -> image retrieval on the test split."""
+    folder = train_clip(config, resume=resume)
+    lines = []
+    if config.eval_batches > 0:
+        model, _ = load_clip(folder)
+        accuracy = retrieval_accuracy(model.to(config.device), size=config.size, batch_size=RETRIEVAL_BATCH,
+                                      batches=config.eval_batches, device=config.device)
+        lines.append(f"caption->image top-1 among {RETRIEVAL_BATCH} (test split): {accuracy:.3f} "
+                     f"(chance {1 / RETRIEVAL_BATCH:.3f})")
+    lines.append(f"CLIP written to {folder}")
+    return TrainingResult(folder, "\n".join(lines))
+
+
+def train_clip(config: ClipTrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train the CLIP for ``config.steps`` steps in total (``resume``: continuing the run's newest checkpoint,
+    whose settings must match); returns the exported ``clip/`` folder."""
+    _validate(config)
+    out = Path(config.out).expanduser()
+    device = torch.device(config.device)
+    architecture = dict(config.clip) or clip_config(image_size=config.size)
+    if int(architecture["vision_cfg"]["image_size"]) != config.size:
+        raise ConfigError(f"the CLIP config's image_size {architecture['vision_cfg']['image_size']} is not the "
+                          f"training size {config.size}")
+    settings = {name: getattr(config, name) for name in _RESUME_KEYS if name != "clip"} | {"clip": architecture}
+    torch.manual_seed(config.seed)
+    model = build_clip(architecture).to(device)
+    optimizer = _make_optimizer(model, config.lr, config.weight_decay)
+    start = 0
+    if resume:
+        def restore(checkpoint: Checkpoint) -> None:
+            check_same_settings(checkpoint.extra.get("settings", {}), settings, out)
+            model.load_state_dict(checkpoint.modules["model"])
+            optimizer.load_state_dict(checkpoint.optimizer)
+
+        start = resume_newest(out / CHECKPOINTS, MODULES, restore, announce=progress).step
     else:
-        config = config or clip_config(image_size=size)
-        if int(config["vision_cfg"]["image_size"]) != size:
-            raise ConfigError(f"train_clip: the CLIP config's image_size {config['vision_cfg']['image_size']} "
-                              f"is not the training size {size}")
-        torch.manual_seed(seed)
-        model = build_clip(config).to(device)
-        optimizer = _make_optimizer(model, lr, weight_decay)
-        start = 0
-    if start > steps:
-        raise ConfigError(f"train_clip: the checkpoint in {str(ckpt)!r} is at step {start}, past steps={steps}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _trim_log(out_dir / LOSS_CSV, start)
+        refuse_existing(out / CHECKPOINTS)
+    if start > config.steps:
+        raise ConfigError(f"the newest checkpoint in {str(out / CHECKPOINTS)!r} is at step {start}, past "
+                          f"steps={config.steps}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    log = TrainingLog(out / LOG_FILE)
+    log.truncate_after(start)
 
-    batches = _Batches(size, data_seed, train_length, batch_size, seed,
-                       contrasts=contrasts if hard_negatives > 0 else 0)
-    loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, steps),
-                                         num_workers=num_workers, persistent_workers=False)
+    batches = _Batches(config.size, config.data_seed, config.train_length, config.batch_size, config.seed,
+                       contrasts=config.contrasts if config.hard_negatives > 0 else 0)
+    loader = torch.utils.data.DataLoader(batches, batch_size=None, sampler=range(start, config.steps),
+                                         num_workers=config.num_workers, persistent_workers=False)
     loss_fn = _clip_loss()
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(total=steps, initial=start, desc="train clip", disable=not progress, dynamic_ncols=True)
-    with open(out_dir / LOSS_CSV, "a", newline="") as log:
-        writer = csv.writer(log)
-        if log.tell() == 0:
-            writer.writerow(["step", "loss", "lr", "seconds"])
-        step = start
-        for images, tokens, contrast in loader:
-            lr_now = lr_at(step, steps, lr, warmup, lr_schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_now
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                image_features = model.encode_image(images.to(device), normalize=True)
-                text_features = model.encode_text(tokens.to(device), normalize=True)
-                contrast_features = (model.encode_text(contrast.flatten(0, 1).to(device), normalize=True)
-                                     .unflatten(0, contrast.shape[:2]) if hard_negatives else None)
-            scale = model.logit_scale.exp()
-            loss = loss_fn(image_features.float(), text_features.float(), scale)
-            if contrast_features is not None:
-                loss = loss + hard_negatives * contrast_loss(image_features.float(), text_features.float(),
-                                                             contrast_features.float(), scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            step += 1
-            bar.update(1)
-            if step % log_every == 0 or step == steps:  # .item() waits for the device: only on logging steps
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"train_clip: the loss is {value} at step {step}; lower the lr")
-                writer.writerow([step, f"{value:.6f}", f"{lr_now:.3e}", f"{time.perf_counter() - t0:.2f}"])
-                bar.set_postfix(loss=f"{value:.4f}")
-            if step % checkpoint_every == 0 or step == steps:
-                log.flush()
-                _save_checkpoint(ckpt, model, config, optimizer, step, settings)
+    bar = tqdm(total=config.steps, initial=start, desc="train clip", disable=not progress, dynamic_ncols=True)
+    step = start
+    for images, tokens, contrast in loader:
+        lr_now = learning_rate(step, peak=config.lr, steps=config.steps, warmup=config.warmup_steps,
+                               decay=config.lr_schedule, floor=LR_FLOOR)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_now
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            image_features = model.encode_image(images.to(device), normalize=True)
+            text_features = model.encode_text(tokens.to(device), normalize=True)
+            contrast_features = (model.encode_text(contrast.flatten(0, 1).to(device), normalize=True)
+                                 .unflatten(0, contrast.shape[:2]) if config.hard_negatives else None)
+        scale = model.logit_scale.exp()
+        loss = loss_fn(image_features.float(), text_features.float(), scale)
+        if contrast_features is not None:
+            loss = loss + config.hard_negatives * contrast_loss(image_features.float(), text_features.float(),
+                                                                contrast_features.float(), scale)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        step += 1
+        bar.update(1)
+        if step % config.log_every == 0 or step == config.steps:  # .item() waits for the device: only here
+            value = loss.item()
+            if not math.isfinite(value):
+                raise TrainingError(f"training stopped: the loss is {value} at step {step}; lower the lr")
+            log.write(step, value, lr_now, time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{value:.4f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(out / CHECKPOINTS, Checkpoint(step=step, modules={"model": model.state_dict()},
+                                                          optimizer=optimizer.state_dict(),
+                                                          extra={"settings": settings}),
+                            keep=config.keep_checkpoints)
     bar.close()
     model.eval()
-    return save_clip(model, config, out_dir / EXPORT)
+    return save_clip(model, architecture, out / EXPORT)
 
 
-def lr_at(step: int, steps: int, lr: float, warmup: int, schedule: LRSchedule = "cosine") -> float:
-    """Linear warm-up over ``warmup`` steps, then constant, or a cosine decay to 10% of ``lr`` at ``steps``."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    if schedule == "constant":
-        return lr
-    progress = (step - warmup) / max(1, steps - warmup)
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+def _validate(config: ClipTrainConfig) -> None:
+    """Every value checked before any work, each refusal one line naming the key."""
+    for name, least in (("steps", 1), ("batch_size", 2), ("checkpoint_every", 1), ("keep_checkpoints", 1),
+                        ("log_every", 1), ("warmup_steps", 0), ("num_workers", 0), ("eval_batches", 0)):
+        if getattr(config, name) < least:
+            raise ConfigError(f"{name} must be at least {least}, got {getattr(config, name)}")
+    if config.train_length < config.batch_size:
+        raise ConfigError(f"train_length {config.train_length} is smaller than one batch of {config.batch_size}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ConfigError(f"lr must be a finite number above 0, got {config.lr}")
+    if not config.hard_negatives >= 0:
+        raise ConfigError(f"hard_negatives is a loss weight, at least 0; got {config.hard_negatives}")
+    if not 1 <= config.contrasts <= MAX_CONTRASTS:
+        raise ConfigError(f"contrasts (contrast captions per image) must be 1 to {MAX_CONTRASTS}; "
+                          f"got {config.contrasts}")
 
 
 def contrast_loss(image_features: torch.Tensor, text_features: torch.Tensor, contrast_features: torch.Tensor,
@@ -271,64 +286,6 @@ class _Batches(torch.utils.data.Dataset):
         return images, tokens, tokenize_batch(contrast, length).unflatten(0, (len(samples), self.contrasts))
 
 
-# --- checkpoints --------------------------------------------------------------------------------
-
-
-def _save_checkpoint(folder: Path, model, config: dict, optimizer, step: int, settings: dict) -> None:
-    state = optimizer.state_dict()
-    tensors = {f"state.{index}.{name}": value.detach().cpu().contiguous() if torch.is_tensor(value)
-               else torch.tensor(value) for index, entry in state["state"].items() for name, value in entry.items()}
-    trainer = {"step": step, "settings": settings, "param_groups": state["param_groups"]}
-    save_clip(model, config, folder, extra_files={
-        OPTIMIZER_FILE: save_safetensors_bytes(tensors or {"empty": torch.zeros(0)}),
-        TRAINER_FILE: (json.dumps(trainer, indent=2, default=list) + "\n").encode(),
-    })
-
-
-def _resume(folder: Path, settings: dict, config: dict | None, device: torch.device):
-    try:
-        trainer = json.loads((folder / TRAINER_FILE).read_text())
-        saved, step, groups = trainer["settings"], int(trainer["step"]), trainer["param_groups"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"cannot resume: {str(folder / TRAINER_FILE)!r} is unreadable ({exc})") from exc
-    for key in _RESUME_KEYS:
-        if key in saved and saved[key] != settings[key]:
-            raise ConfigError(f"train_clip: cannot resume {str(folder)!r}: it was trained with {key}={saved[key]!r}, "
-                              f"this run asks for {key}={settings[key]!r}")
-    saved_config = read_clip_config(folder)
-    if config is not None and config != saved_config:
-        raise ConfigError(f"train_clip: cannot resume {str(folder)!r}: its {CLIP_CONFIG} differs from the config given")
-    model, config = load_clip(folder)
-    model = model.to(device)
-    optimizer = _make_optimizer(model, settings["lr"], settings["weight_decay"])
-    try:
-        tensors = load_safetensors_bytes((folder / OPTIMIZER_FILE).read_bytes())
-    except Exception as exc:
-        raise CheckpointError(f"cannot read the optimizer state in {str(folder)!r}: {exc}") from exc
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key == "empty":
-            continue
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-    return model, config, optimizer, step
-
-
-def _trim_log(path: Path, step: int) -> None:
-    """Drop rows logged after the checkpoint a run starts from (they are about to be redone)."""
-    if not path.is_file():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    kept = [r for r in rows[1:] if r and int(r[0]) <= step]
-    if len(kept) != len(rows) - 1:
-        tmp = path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as f:
-            csv.writer(f).writerows([rows[0], *kept])
-        os.replace(tmp, path)
-
-
 def _make_optimizer(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """AdamW; no weight decay on gains, biases, embeddings and the logit scale (as open_clip trains)."""
     decay, no_decay = [], []
@@ -347,47 +304,3 @@ def _clip_loss():
 
 def _context_length(model) -> int:
     return int(model.context_length)
-
-
-# --- command line -------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mcdm_text.train_clip", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder (resumed if it holds a checkpoint)")
-    parser.add_argument("--steps", type=int, required=True, help="total optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--size", type=int, default=32, help="image size in pixels")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine")
-    parser.add_argument("--warmup", type=int, default=200, help="linear warm-up steps")
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    parser.add_argument("--log-every", type=int, default=10, help="steps between loss.csv rows")
-    parser.add_argument("--num-workers", type=int, default=0, help="processes rendering batches")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    parser.add_argument("--hard-negatives", type=float, default=0.0,
-                        help="weight of the contrast-caption loss (0: open_clip's ClipLoss alone)")
-    parser.add_argument("--contrasts", type=int, default=1,
-                        help="contrast captions per image, each wrong about a different attribute "
-                             f"(1 to {MAX_CONTRASTS})")
-    parser.add_argument("--config", help="a clip_config.json to train (default: the small CLIP of mcdm_text.clip)")
-    parser.add_argument("--eval-batches", type=int, default=4, help="test batches of 64 for the retrieval check")
-    args = parser.parse_args(argv)
-    folder = train_clip(args.out, args.steps, args.batch_size, args.size, args.seed, lr=args.lr,
-                        lr_schedule=args.lr_schedule, warmup=args.warmup, checkpoint_every=args.checkpoint_every,
-                        log_every=args.log_every, num_workers=args.num_workers, device=args.device,
-                        precision=args.precision, hard_negatives=args.hard_negatives, contrasts=args.contrasts,
-                        config=json.loads(Path(args.config).read_text()) if args.config else None)
-    model, _ = load_clip(folder)
-    model = model.to(args.device)
-    if args.eval_batches > 0:
-        accuracy = retrieval_accuracy(model, size=args.size, batches=args.eval_batches, device=args.device)
-        print(f"caption->image top-1 among 64 (test split): {accuracy:.3f} (chance {1 / 64:.3f})")
-    print(f"CLIP written to {folder}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,19 +7,34 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from click.testing import CliRunner
+
+from mcdm.cli import cli
+from mcdm.config import load_config
 from mcdm.errors import CheckpointError, ConfigError
 from mcdm_text.clip import build_clip, clip_config, count_parameters, load_clip, save_clip
 from mcdm_text.tokens import tokenize_batch
-from mcdm_text.train_clip import contrast_loss, main, retrieval_accuracy, train_clip
-from text_fixtures import one_thread, tiny_clip_config  # noqa: F401  (fixtures)
+from mcdm_text.train_clip import ClipTrainConfig, contrast_loss, retrieval_accuracy, train_clip
+from text_fixtures import TINY_CLIP, one_thread, tiny_clip_config  # noqa: F401  (fixtures)
 
-FAST = {"batch_size": 8, "checkpoint_every": 2, "train_length": 64, "warmup": 1, "lr_schedule": "constant",
-        "progress": False}
+FAST = ["batch_size=8", "checkpoint_every=2", "train_length=64", "warmup_steps=1", "lr_schedule=constant",
+        "log_every=1"]
+
+
+def train(run, steps, *overrides, resume=False):
+    """Train the tiny CLIP for ``steps`` in all through the one config style (dataclass + KEY=VALUE)."""
+    config = load_config(ClipTrainConfig, None, [f"out={run}", f"steps={steps}", *FAST, *overrides])
+    config.clip = TINY_CLIP
+    return train_clip(config, resume=resume, progress=False)
 
 
 def losses(run):
-    with open(run / "loss.csv") as f:
+    with open(run / "log.csv") as f:
         return [(int(r["step"]), r["loss"]) for r in csv.DictReader(f)]
+
+
+def state(run, step):
+    return json.loads((run / "checkpoints" / f"step-{step:07d}" / "state.json").read_text())
 
 
 def test_save_and_load_clip_round_trip(tmp_path, tiny_clip_config):
@@ -43,7 +58,7 @@ def test_loading_refuses_missing_and_mismatched_files(tmp_path, tiny_clip_config
     with pytest.raises(CheckpointError, match="do not fit their config"):
         load_clip(folder)
     (folder / "model.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="no model.safetensors"):
+    with pytest.raises(CheckpointError, match="not a CLIP folder: model.safetensors is missing"):
         load_clip(folder)
 
 
@@ -55,45 +70,61 @@ def test_default_clip_is_small_with_a_128_wide_two_layer_text_transformer():
 
 
 def test_training_writes_a_loadable_clip_and_a_loss_log(tmp_path, tiny_clip_config):
-    folder = train_clip(tmp_path / "run", 3, config=tiny_clip_config, **FAST)
+    folder = train(tmp_path / "run", 3)
     model, config = load_clip(folder)
     assert config == tiny_clip_config
     assert [s for s, _ in losses(tmp_path / "run")] == [1, 2, 3]
-    trainer = json.loads((tmp_path / "run" / "checkpoint" / "trainer.json").read_text())
-    assert trainer["step"] == 3
+    assert state(tmp_path / "run", 3)["step"] == 3
     accuracy = retrieval_accuracy(model, batch_size=16, batches=1)
     assert 0.0 <= accuracy <= 1.0
 
 
-def test_resumed_run_repeats_the_uninterrupted_one(tmp_path, tiny_clip_config):
+def test_resumed_run_repeats_the_uninterrupted_one(tmp_path):
     whole = tmp_path / "whole"
-    train_clip(whole, 6, config=tiny_clip_config, **FAST)
+    train(whole, 6)
     split = tmp_path / "split"
-    train_clip(split, 4, config=tiny_clip_config, **FAST)
-    with open(split / "loss.csv", "a") as f:  # a row logged after the last checkpoint, before a crash
+    train(split, 4)
+    with open(split / "log.csv", "a") as f:  # a row logged after the last checkpoint, before a crash
         f.write("5,9.999,0,0\n")
-    train_clip(split, 6, config=tiny_clip_config, **FAST)
+    train(split, 6, resume=True)
     assert losses(split) == losses(whole) and [s for s, _ in losses(split)] == [1, 2, 3, 4, 5, 6]
     a, b = load_file(whole / "clip" / "model.safetensors"), load_file(split / "clip" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_resuming_with_other_settings_is_refused(tmp_path, tiny_clip_config):
-    train_clip(tmp_path / "run", 2, config=tiny_clip_config, **FAST)
+def test_resume_falls_back_past_a_corrupt_newest_checkpoint(tmp_path):
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    train(whole, 6)
+    train(split, 4)
+    newest = split / "checkpoints" / "step-0000004" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:-8])  # torn: its SHA256SUMS no longer matches
+    train(split, 6, resume=True)  # from step 2
+    a, b = load_file(whole / "clip" / "model.safetensors"), load_file(split / "clip" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a) and losses(split) == losses(whole)
+
+
+def test_a_second_run_into_a_run_folder_needs_resume(tmp_path):
+    train(tmp_path / "run", 2)
+    with pytest.raises(ConfigError, match="already holds checkpoints: pass resume"):
+        train(tmp_path / "run", 4)
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    train(tmp_path / "run", 2)
     with pytest.raises(ConfigError, match="batch_size=8, this run asks for batch_size=4"):
-        train_clip(tmp_path / "run", 4, config=tiny_clip_config, **{**FAST, "batch_size": 4})
+        train(tmp_path / "run", 4, "batch_size=4", resume=True)
 
 
-def test_hard_negatives_add_the_contrast_loss_and_are_part_of_the_resume_settings(tmp_path, tiny_clip_config):
+def test_hard_negatives_add_the_contrast_loss_and_are_part_of_the_resume_settings(tmp_path):
     plain, hard = tmp_path / "plain", tmp_path / "hard"
-    train_clip(plain, 2, config=tiny_clip_config, **FAST)
-    train_clip(hard, 2, config=tiny_clip_config, hard_negatives=1.0, **FAST)
+    train(plain, 2)
+    train(hard, 2, "hard_negatives=1.0")
     (_, a), (_, b) = losses(plain)[0], losses(hard)[0]  # same weights, same batch: only the extra term differs
     assert float(b) > float(a)
     with pytest.raises(ConfigError, match="hard_negatives=1.0, this run asks for hard_negatives=0.0"):
-        train_clip(hard, 4, config=tiny_clip_config, **FAST)
+        train(hard, 4, resume=True)
     with pytest.raises(ConfigError, match="a loss weight"):
-        train_clip(tmp_path / "bad", 2, config=tiny_clip_config, hard_negatives=-1.0, **FAST)
+        train(tmp_path / "bad", 2, "hard_negatives=-1.0")
 
 
 def test_contrast_loss_is_the_cross_entropy_over_the_own_and_the_contrast_captions():
@@ -108,28 +139,34 @@ def test_contrast_loss_is_the_cross_entropy_over_the_own_and_the_contrast_captio
     torch.testing.assert_close(contrast_loss(texts, texts, opposite, scale), torch.log1p(3 * torch.exp(-2 * scale)))
 
 
-def test_several_contrasts_per_image_train_and_must_match_on_resume(tmp_path, tiny_clip_config):
+def test_several_contrasts_per_image_train_and_must_match_on_resume(tmp_path):
     run = tmp_path / "run"
-    train_clip(run, 2, config=tiny_clip_config, hard_negatives=1.0, contrasts=3, **FAST)
-    assert json.loads((run / "checkpoint" / "trainer.json").read_text())["settings"]["contrasts"] == 3
+    train(run, 2, "hard_negatives=1.0", "contrasts=3")
+    assert state(run, 2)["settings"]["contrasts"] == 3
     with pytest.raises(ConfigError, match="contrasts=3, this run asks for contrasts=2"):
-        train_clip(run, 3, config=tiny_clip_config, hard_negatives=1.0, contrasts=2, **FAST)
+        train(run, 3, "hard_negatives=1.0", "contrasts=2", resume=True)
     with pytest.raises(ConfigError, match="must be 1 to 8"):
-        train_clip(tmp_path / "bad", 2, config=tiny_clip_config, hard_negatives=1.0, contrasts=9, **FAST)
+        train(tmp_path / "bad", 2, "hard_negatives=1.0", "contrasts=9")
 
 
-def test_the_loss_goes_down_on_a_small_training_set(tmp_path, tiny_clip_config):
-    settings = {**FAST, "train_length": 8, "checkpoint_every": 100}
-    train_clip(tmp_path / "run", 30, config=tiny_clip_config, lr=2e-3, **settings)
+def test_the_loss_goes_down_on_a_small_training_set(tmp_path):
+    train(tmp_path / "run", 30, "train_length=8", "checkpoint_every=100", "lr=2e-3")
     values = [float(v) for _, v in losses(tmp_path / "run")]
     assert sum(values[-5:]) / 5 < sum(values[:5]) / 5 - 0.1
 
 
-def test_command_line_entry(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "run"), "--steps", "1", "--batch-size", "4", "--eval-batches", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "caption->image top-1 among 64" in out and "CLIP written to" in out
+def test_mcdm_train_clip_is_registered_by_the_plugin_and_resumes(tmp_path):
+    yaml = tmp_path / "clip.yaml"
+    yaml.write_text(f"out: {tmp_path / 'run'}\nbatch_size: 4\neval_batches: 1\nclip: {json.dumps(TINY_CLIP)}\n")
+    first = CliRunner().invoke(cli, ["train", "clip", str(yaml), "steps=1"])
+    assert first.exit_code == 0, first.output
+    assert "caption->image top-1 among 64" in first.output and "CLIP written to" in first.output
+    again = CliRunner().invoke(cli, ["train", "clip", str(yaml), "steps=2", "--resume"])
+    assert again.exit_code == 0, again.output
+    assert [s for s, _ in losses(tmp_path / "run")] == [1, 2]
     load_clip(tmp_path / "run" / "clip")
+    table = CliRunner().invoke(cli, ["train", "clip", "--help-config"])
+    assert table.exit_code == 0 and "| `hard_negatives` |" in table.output
 
 
 def test_clip_scorer_gives_one_cosine_score_per_image(tmp_path, tiny_clip_config):
