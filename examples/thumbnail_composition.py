@@ -9,7 +9,7 @@ modality its input (the thumbnail: the face itself, reduced to 8x8 colour cells)
 - ``layout_error``: mean absolute difference (pixels in [0, 1]) between the 8x8 colour cells of the sample and
   those of the face its thumbnail came from; the prior's row is what an unconstrained face scores.
 
-Run (the thumbnail model from ``mcdm train examples/plugins/mcdm-thumbnail/configs/thumbnail.yaml``)::
+Run (the thumbnail model from ``mcdm train denoiser examples/plugins/mcdm-thumbnail/configs/thumbnail.yaml``)::
 
     python examples/thumbnail_composition.py --thumbnail RUNS/thumbnail/model --n 64 --out thumbnail-results
 """

@@ -1,7 +1,7 @@
-"""The ``mcdm train`` configuration reference, generated from the dataclasses (so it cannot go stale).
+"""The ``mcdm train KIND`` configuration reference, generated from each trainer's dataclass (so it cannot go stale).
 
-``mcdm train --help-config`` prints the table; ``python -m mcdm.config_reference docs/training.md`` writes it
-between the markers of that page, and a test fails when the page's copy differs from the dataclasses.
+``mcdm train KIND --help-config`` prints KIND's table; ``python -m mcdm.config_reference docs/training.md`` writes
+each registered trainer's table between its markers on that page, and a test fails when a copy differs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 from omegaconf import MISSING
 
-START, END = "<!-- train-config:start -->", "<!-- train-config:end -->"
 
 
 def key(default: Any = MISSING, doc: str = "", *, factory: Any = None):
@@ -50,18 +49,35 @@ def table(schema: type) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_table() -> str:
-    from mcdm.train import TrainConfig
+def markers(kind: str) -> tuple[str, str]:
+    """The comments between which a page holds the table of trainer ``kind``."""
+    return f"<!-- train-config:{kind}:start -->", f"<!-- train-config:{kind}:end -->"
 
-    return table(TrainConfig)
+
+def trainer_table(kind: str) -> str:
+    """The table of the trainer registered as ``kind`` (``mcdm train KIND --help-config``)."""
+    from mcdm.plugins import make_plugin_manager
+
+    return table(make_plugin_manager().trainer(kind).schema)
 
 
-def with_table(text: str, generated: str) -> str:
-    """``text`` with the part between the markers replaced by ``generated``."""
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), flags=re.S)
+def with_table(text: str, generated: str, kind: str) -> str:
+    """``text`` with the part between ``kind``'s markers replaced by ``generated``."""
+    start, end = markers(kind)
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), flags=re.S)
     if not pattern.search(text):
-        raise ValueError(f"no {START} ... {END} markers")
-    return pattern.sub(lambda _: f"{START}\n{generated}{END}", text)
+        raise ValueError(f"no {start} ... {end} markers")
+    return pattern.sub(lambda _: f"{start}\n{generated}{end}", text)
+
+
+def with_every_table(text: str) -> str:
+    """``text`` with the table of every registered trainer whose markers it holds brought up to date."""
+    from mcdm.plugins import make_plugin_manager
+
+    for kind in make_plugin_manager().trainers:
+        if markers(kind)[0] in text:
+            text = with_table(text, trainer_table(kind), kind)
+    return text
 
 
 def _type_name(kind) -> str:
@@ -85,4 +101,4 @@ def _default(value) -> str:
 
 if __name__ == "__main__":
     page = Path(sys.argv[1])
-    page.write_text(with_table(page.read_text(), train_table()))
+    page.write_text(with_every_table(page.read_text()))

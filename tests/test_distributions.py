@@ -20,7 +20,8 @@ def test_the_table_names_what_each_installed_builtin_plugin_registers():
     plugins = make_plugin_manager(strict=True)
     dist_of = {ep.name: canonical(ep.dist.name) for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
     registered = {}
-    for kind, table in (("modality", plugins.modalities), ("denoiser type", plugins.denoisers)):
+    for kind, table in (("modality", plugins.modalities), ("denoiser type", plugins.denoisers),
+                        ("trainer", plugins.trainers)):
         for name, registration in table.items():
             dist = dist_of.get(registration.plugin)
             if dist in BUILTIN:
@@ -33,10 +34,11 @@ def test_the_table_names_what_each_installed_builtin_plugin_registers():
 @pytest.mark.parametrize("kind, name, dist", [
     ("modality", "text", "mcdm-text"), ("denoiser type", "unet_text", "mcdm-text"), ("modality", "sketch", "mcdm-sketch"),
     ("modality", "segmentation", "mcdm-segmentation"), ("denoiser type", "unet_joint", "mcdm-joint"),
+    ("trainer", "clip", "mcdm-text"),
 ])
 def test_a_missing_builtin_name_says_which_distribution_to_install(kind, name, dist):
     plugins = make_plugin_manager(entry_points=False)
-    load = plugins.modality if kind == "modality" else plugins.denoiser_class
+    load = {"modality": plugins.modality, "trainer": plugins.trainer}.get(kind, plugins.denoiser_class)
     hint = f"; install {dist}, which provides it"
     with pytest.raises(UnknownNameError, match=f"unknown {kind} '{name}'; installed: .*{hint}"):
         load(name)

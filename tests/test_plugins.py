@@ -131,6 +131,45 @@ def test_a_registration_that_loads_the_wrong_thing_names_its_plugin(monkeypatch)
         plugins.modality("nothing_here")
 
 
+def test_a_plugin_registers_a_trainer_that_mcdm_train_runs_and_lists(monkeypatch, tmp_path):
+    from dataclasses import dataclass
+    from pathlib import Path
+
+    from mcdm.config_reference import key
+    from mcdm.training.trainer import Trainer, TrainingResult
+
+    @dataclass
+    class CountConfig:
+        out: str = key("", "where the count goes")
+        steps: int = key(1, "how far to count")
+
+    def run(config, resume):
+        Path(config.out).write_text(str(config.steps))
+        return TrainingResult(Path(config.out), f"counted to {config.steps}{' again' if resume else ''}")
+
+    module = types.ModuleType("mcdm_test_counter")
+
+    @hookimpl
+    def register_trainers(register):
+        register("counter", lambda: Trainer(schema=CountConfig, run=run), summary="counts")
+        register("broken_counter", lambda: run)
+
+    module.register_trainers = register_trainers
+    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "counter", module))
+    yaml = tmp_path / "count.yaml"
+    yaml.write_text(f"out: {tmp_path / 'count.txt'}\n")
+    result = CliRunner().invoke(cli, ["train", "counter", str(yaml), "steps=3", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "counted to 3 again\n" and (tmp_path / "count.txt").read_text() == "3"
+    assert "| `steps` | int | `1` | how far to count |" in CliRunner().invoke(cli, ["train", "counter",
+                                                                              "--help-config"]).output
+    listing = json.loads(CliRunner().invoke(cli, ["plugins"]).output)
+    assert listing["trainers"]["counter"] == {"plugin": "counter", "summary": "counts"}
+    assert {"denoiser", "judges", "clip"} <= set(listing["trainers"])
+    with pytest.raises(PluginError, match="registered trainer 'broken_counter' as <function .*, not an mcdm.training"):
+        make_plugin_manager(strict=True).trainer("broken_counter")
+
+
 def test_a_plugin_that_exits_at_import_is_reported_and_the_cli_still_works(monkeypatch, tmp_path):
     """sys.exit() inside a plugin's import used to end `mcdm plugins` with exit 3 and no output."""
     (tmp_path / "mcdm_test_exits.py").write_text("import sys\nsys.exit(3)\n")

@@ -1,4 +1,4 @@
-"""docs/training.md: its key table is the one generated from TrainConfig; the EMA warm-up it states."""
+"""docs/training.md: its key tables are the ones generated from each trainer's config; the EMA warm-up it states."""
 
 import subprocess
 import sys
@@ -7,15 +7,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from mcdm.config_reference import END, START, rows, train_table, with_table
+from mcdm.config_reference import markers, rows, trainer_table, with_every_table
 from mcdm.train import TrainConfig, _ema_update
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "training.md"
 
 
-def test_the_docs_table_is_the_one_generated_from_the_config_dataclasses():
+KINDS = ("denoiser", "clip", "judges")
+
+
+def test_the_docs_tables_are_the_ones_generated_from_the_config_dataclasses():
     text = DOC.read_text()
-    assert with_table(text, train_table()) == text, "run: python -m mcdm.config_reference docs/training.md"
+    assert all(markers(kind)[0] in text and markers(kind)[1] in text for kind in KINDS)
+    assert with_every_table(text) == text, "run: python -m mcdm.config_reference docs/training.md"
 
 
 def test_every_key_is_in_the_table_with_a_description():
@@ -36,11 +40,19 @@ def test_a_key_without_a_description_is_refused():
         rows(Undocumented)
 
 
-def test_help_config_prints_the_table():
+@pytest.mark.parametrize("kind", KINDS)
+def test_help_config_prints_each_kinds_table(kind):
     mcdm = str(Path(sys.executable).parent / "mcdm")
-    result = subprocess.run([mcdm, "train", "--help-config"], capture_output=True, text=True, check=True)
-    assert result.stdout == train_table()
-    assert START in DOC.read_text() and END in DOC.read_text()
+    result = subprocess.run([mcdm, "train", kind, "--help-config"], capture_output=True, text=True, check=True)
+    assert result.stdout == trainer_table(kind) and result.stdout in DOC.read_text()
+
+
+def test_an_unknown_kind_and_a_missing_config_are_one_line_errors():
+    mcdm = str(Path(sys.executable).parent / "mcdm")
+    unknown = subprocess.run([mcdm, "train", "vae", "--help-config"], capture_output=True, text=True)
+    assert unknown.returncode != 0 and "unknown trainer 'vae'; installed: clip, denoiser, judges" in unknown.stderr
+    missing = subprocess.run([mcdm, "train", "judges"], capture_output=True, text=True)
+    assert missing.returncode != 0 and "needs a CONFIG file" in missing.stderr
 
 
 def test_the_ema_warms_up_as_the_docs_state():

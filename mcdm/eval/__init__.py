@@ -1,7 +1,7 @@
 """Evaluation: metrics (``mcdm.eval.metrics``) and the judges that read generated faces (``mcdm.eval.judges``).
 
 Names are imported on first use, so ``import mcdm.eval`` imports neither torch nor scipy.
-``python -m mcdm.eval.train_judges`` trains the judges.
+``mcdm train judges`` (``mcdm.eval.train_judges``) trains the judges.
 """
 
 import importlib
