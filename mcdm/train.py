@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from mcdm.atomic import remove_orphans
 from mcdm.checkpoint import save_model
-from mcdm.config_reference import key as _key
+from mcdm.config_reference import key
 from mcdm.errors import ConfigError, MCDMError, TrainingError
 from mcdm.pixels import to_model_range
 from mcdm.schedule import Prediction, check_schedule, to_eps
@@ -50,51 +50,51 @@ SHIPPED_SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "linear", "bet
 
 @dataclass
 class DataConfig:
-    name: Literal["synthfaces", "celebamask-hq", "mm-celeba-hq", "folder"] = _key(
+    name: Literal["synthfaces", "celebamask-hq", "mm-celeba-hq", "folder"] = key(
         "synthfaces", "the dataset: the built-in synthetic faces or a real dataset's reader (docs/data.md)")
-    size: int = _key(32, "image size in pixels, 8 to 1024; models compose only at one size")
-    length: int = _key(50_000, "synthfaces: training samples (the test split is disjoint; cached on disk from 5,000)")
-    seed: int = _key(0, "synthfaces: which faces are drawn")
-    variant: str = _key("default", "synthfaces: the distribution the faces are drawn from (mcdm.data.variants)")
-    root: str | None = _key(None, "a real dataset's folder (every sample it reads; MM-CelebA-HQ: its train split)")
+    size: int = key(32, "image size in pixels, 8 to 1024; models compose only at one size")
+    length: int = key(50_000, "synthfaces: training samples (the test split is disjoint; cached on disk from 5,000)")
+    seed: int = key(0, "synthfaces: which faces are drawn")
+    variant: str = key("default", "synthfaces: the distribution the faces are drawn from (mcdm.data.variants)")
+    root: str | None = key(None, "a real dataset's folder (every sample it reads; MM-CelebA-HQ: its train split)")
 
 
 @dataclass
 class TrainConfig:
-    out: str = _key(MISSING, "run folder: checkpoints/, log.csv, samples/ and, at the end, model/ (required)")
-    modality: str | None = _key(None, "the registered modality to train; null trains the unconditional prior")
-    data: DataConfig = _key(doc="the training data (the data.* keys)", factory=DataConfig)
-    denoiser: dict[str, Any] = _key(doc="overrides of the modality's denoiser_config, passed to build() "
+    out: str = key(MISSING, "run folder: checkpoints/, log.csv, samples/ and, at the end, model/ (required)")
+    modality: str | None = key(None, "the registered modality to train; null trains the unconditional prior")
+    data: DataConfig = key(doc="the training data (the data.* keys)", factory=DataConfig)
+    denoiser: dict[str, Any] = key(doc="overrides of the modality's denoiser_config, passed to build() "
                                         "(e.g. denoiser.block_out_channels=[8,16])", factory=dict)
-    init_from: str | None = _key(None, "warm start: a model folder whose weights (safetensors) the new denoiser "
+    init_from: str | None = key(None, "warm start: a model folder whose weights (safetensors) the new denoiser "
                                        "starts from, matched by tensor name and shape; see docs/training.md")
-    schedule: dict[str, Any] = _key(doc="the diffusers noise schedule; the default is the one every shipped model "
+    schedule: dict[str, Any] = key(doc="the diffusers noise schedule; the default is the one every shipped model "
                                         "shares (linear betas 1e-4 to 0.02, 1000 steps), which composing needs",
                                     factory=lambda: dict(SHIPPED_SCHEDULE))
     # v = sqrt(abar) eps - sqrt(1 - abar) x0: at high noise the network predicts the image, not the noise, so
     # its errors are not multiplied by sqrt(1 - abar) / sqrt(abar) (~150) on the way to x0, which made the
     # deterministic samplers (DDIM without clipping, DPM-Solver, Euler) diverge on briefly trained eps models.
-    prediction: Prediction = _key(Prediction.V, "what the network predicts: v_prediction (the shipped models'), "
+    prediction: Prediction = key(Prediction.V, "what the network predicts: v_prediction (the shipped models'), "
                                                 "epsilon or sample; the engine converts to eps when composing")
-    steps: int = _key(10_000, "optimiser steps (the shipped recipe: 5000 at batch 32)")
-    batch_size: int = _key(32, "images per step and process")
-    grad_accum: int = _key(1, "micro-batches accumulated per optimiser step (effective batch: batch_size x this)")
-    lr: float = _key(3e-4, "AdamW learning rate after warm-up")
-    lr_schedule: Literal["constant", "cosine"] = _key("cosine", "after warm-up: constant, or cosine decay to 0")
-    warmup_steps: int = _key(200, "linear learning-rate warm-up steps")
-    weight_decay: float = _key(0.0, "AdamW weight decay")
-    ema_decay: float = _key(0.999, "EMA decay of the saved model; it warms up as min(ema_decay, (1 + step) / "
+    steps: int = key(10_000, "optimiser steps (the shipped recipe: 5000 at batch 32)")
+    batch_size: int = key(32, "images per step and process")
+    grad_accum: int = key(1, "micro-batches accumulated per optimiser step (effective batch: batch_size x this)")
+    lr: float = key(3e-4, "AdamW learning rate after warm-up")
+    lr_schedule: Literal["constant", "cosine"] = key("cosine", "after warm-up: constant, or cosine decay to 0")
+    warmup_steps: int = key(200, "linear learning-rate warm-up steps")
+    weight_decay: float = key(0.0, "AdamW weight decay")
+    ema_decay: float = key(0.999, "EMA decay of the saved model; it warms up as min(ema_decay, (1 + step) / "
                                    "(10 + step)), so early averages are not the random initial weights")
-    condition_dropout: float = _key(0.1, "probability of training on the null condition (what baseline: own and "
+    condition_dropout: float = key(0.1, "probability of training on the null condition (what baseline: own and "
                                          "condition dropout need)")
-    mixed_precision: Literal["fp32", "bf16", "fp16"] = _key("fp32", "autocast precision; bf16 pays off on a GPU, "
+    mixed_precision: Literal["fp32", "bf16", "fp16"] = key("fp32", "autocast precision; bf16 pays off on a GPU, "
                                                                    "fp32 is usually faster on a CPU")
-    checkpoint_every: int = _key(500, "steps between resumable checkpoints (and at the last step)")
-    keep_checkpoints: int = _key(3, "checkpoints kept; older ones are removed")
-    sample_every: int = _key(1000, "steps between sample grids under samples/; 0: none")
-    log_every: int = _key(25, "steps between rows of log.csv (step, loss, lr, seconds)")
-    seed: int = _key(0, "initial weights and every batch (a pure function of seed and step: resuming repeats them)")
-    threads: int = _key(0, "torch CPU threads; 0 keeps torch's default (all cores); the shipped runs used 1 or 2, "
+    checkpoint_every: int = key(500, "steps between resumable checkpoints (and at the last step)")
+    keep_checkpoints: int = key(3, "checkpoints kept; older ones are removed")
+    sample_every: int = key(1000, "steps between sample grids under samples/; 0: none")
+    log_every: int = key(25, "steps between rows of log.csv (step, loss, lr, seconds)")
+    seed: int = key(0, "initial weights and every batch (a pure function of seed and step: resuming repeats them)")
+    threads: int = key(0, "torch CPU threads; 0 keeps torch's default (all cores); the shipped runs used 1 or 2, "
                            "several runs sharing one machine")
 
 

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 from mcdm.checkpoint import load_model
 from mcdm.cli import cli
 from mcdm.config import load_config
-from mcdm.errors import ConfigError, TrainingError
+from mcdm.errors import CheckpointError, ConfigError, TrainingError
 from mcdm.plugins import make_plugin_manager
-from mcdm.train import TrainConfig, train
+from mcdm.train import TrainConfig, export_checkpoint, train
 
 TINY = [
     "data.size=32", "data.length=64", "batch_size=4", "lr_schedule=constant", "warmup_steps=1",
@@ -269,3 +269,13 @@ def test_kill_9_during_a_checkpoint_write_resumes_bit_identically(tmp_path):
     a, b = ema_weights(whole, 6), ema_weights(run, 6)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert losses(whole) == losses(run)
+
+
+def test_export_checkpoint_writes_a_checkpoints_ema_as_a_model_folder(tmp_path):
+    run = tmp_path / "run"
+    train(config(run, "steps=4", "keep_checkpoints=2"), progress=False)
+    folder = export_checkpoint(run, tmp_path / "at-2", step=2)
+    loaded = load_model(folder, make_plugin_manager()).denoiser.state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in ema_weights(run, 2).items())
+    with pytest.raises(CheckpointError, match="no checkpoint at step 3"):
+        export_checkpoint(run, tmp_path / "at-3", step=3)
