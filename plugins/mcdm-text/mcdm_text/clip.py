@@ -24,6 +24,7 @@ from mcdm.readers import read_weights_folder
 from mcdm_text.tokens import CONTEXT_LENGTH, VOCAB_SIZE
 
 CLIP_CONFIG = "clip_config.json"
+TRAINING_RECORD = "trainer.json"
 WEIGHTS = "model.safetensors"
 TEXT_CONFIG = "config.json"
 
@@ -71,12 +72,15 @@ def build_text_encoder(text_cfg: dict, embed_dim: int = 0):
     return _build_text_tower(embed_dim, cfg)
 
 
-def save_clip(model, config: dict, folder: str | os.PathLike) -> Path:
-    """Write a CLIP folder atomically: ``clip_config.json`` + ``model.safetensors``."""
+def save_clip(model, config: dict, folder: str | os.PathLike, *, training: dict | None = None) -> Path:
+    """Write a CLIP folder atomically: ``clip_config.json`` + ``model.safetensors``, and ``trainer.json`` when
+    given ``training`` (the step and settings it was trained with, which its model card is written from)."""
     folder = Path(folder)
     with atomic_folder(folder) as tmp:
         save_file(_state_dict(model), tmp / WEIGHTS)
         (tmp / CLIP_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        if training is not None:
+            (tmp / TRAINING_RECORD).write_text(json.dumps(training, indent=2) + "\n")
     return folder
 
 

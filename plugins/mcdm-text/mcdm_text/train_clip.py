@@ -187,7 +187,7 @@ def train_clip(config: ClipTrainConfig, *, resume: bool = False, progress: bool 
                             keep=config.keep_checkpoints)
     bar.close()
     model.eval()
-    return save_clip(model, architecture, out / EXPORT)
+    return save_clip(model, architecture, out / EXPORT, training={"step": step, "settings": settings})
 
 
 def _validate(config: ClipTrainConfig) -> None:

@@ -79,6 +79,14 @@ def test_training_writes_a_loadable_clip_and_a_loss_log(tmp_path, tiny_clip_conf
     assert 0.0 <= accuracy <= 1.0
 
 
+def test_the_exported_clip_records_how_it_was_trained_for_its_model_card(tmp_path):
+    folder = train(tmp_path / "run", 2, "lr=3e-4")
+    record = json.loads((folder / "trainer.json").read_text())  # scripts/write_model_card.py reads these keys
+    assert record["step"] == 2
+    assert {k: record["settings"][k] for k in ("batch_size", "train_length", "lr", "lr_schedule")} == {
+        "batch_size": 8, "train_length": 64, "lr": 3e-4, "lr_schedule": "constant"}
+
+
 def test_resumed_run_repeats_the_uninterrupted_one(tmp_path):
     whole = tmp_path / "whole"
     train(whole, 6)
