@@ -2,7 +2,9 @@
 
 The claim mcdm is measured against: a model trained on *paired* data, with the sketch and the mask
 concatenated to x_t and the caption cross-attended, of the same size and training budget as one
-modality model. Importing this module is cheap: the classes load on first use.
+modality model. Its parts (the sketch, segmentation and text modalities, the ``unet_text`` denoiser) come
+from the plugin registry, never from an import of their plugins. Importing this module is cheap: the
+classes load on first use.
 """
 
 from mcdm.hookspecs import hookimpl
@@ -22,12 +24,15 @@ def register_denoisers(register):
 
 
 def _load_modality():
-    from mcdm_joint.modality import JointModality
+    from mcdm.plugins import make_plugin_manager
+    from mcdm_joint.modality import PARTS, JointModality
 
-    return JointModality()
+    plugins = make_plugin_manager()
+    return JointModality({name: plugins.modality(name) for name in PARTS})
 
 
 def _load_denoiser():
-    from mcdm_joint.denoiser import JointUNetDenoiser
+    from mcdm.plugins import make_plugin_manager
+    from mcdm_joint.denoiser import TEXT_DENOISER, joint_denoiser_class
 
-    return JointUNetDenoiser
+    return joint_denoiser_class(make_plugin_manager().denoiser_class(TEXT_DENOISER))

@@ -1,5 +1,7 @@
 """The joint oracle: one condition packing sketch, mask and caption; a denoiser that answers to each part."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,10 +9,13 @@ import torch
 from mcdm.checkpoint import load_model, save_model
 from mcdm.data import SynthFaces
 from mcdm.errors import ConditionError
+from mcdm.modality import Modality
 from mcdm.plugins import make_plugin_manager
 from mcdm.testing import ModalityConformance
+from mcdm_joint.modality import JointModality
 
 SIZE = 32
+SCHEDULE = {"num_train_timesteps": 1000, "beta_schedule": "linear"}
 TINY = {"block_out_channels": (8, 16), "attention_head_dim": 2,
         "text_cfg": {"context_length": 64, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
 
@@ -93,3 +98,57 @@ def test_denoiser_answers_to_every_part_and_round_trips(plugins, joint, face, tm
         torch.testing.assert_close(loaded(x, t, full[None]), reference, rtol=0, atol=1e-5)
     with pytest.raises(ConditionError, match="joint condition"):
         denoiser(x, t, full[None, :-1])
+
+
+def test_a_joint_folder_as_training_writes_it_predicts_as_its_two_networks(plugins, joint, face, tmp_path):
+    """A ``unet_joint`` folder written without this plugin (a diffusers UNet with 21 more inputs, a text tower, the
+    manifest) loads and predicts exactly what its UNet gives for x_t with the image parts, reading the caption."""
+    from mcdm_text.clip import build_text_encoder, save_text_encoder
+    from mcdm_text.denoiser import make_unet
+
+    torch.manual_seed(0)
+    unet = make_unet(SIZE, 3, (8, 16), 1, 2, cross_attention_dim=32, extra_in_channels=21).eval()
+    encoder = build_text_encoder(TINY["text_cfg"]).eval()
+    folder = tmp_path / "joint"
+    unet.save_pretrained(folder / "unet", safe_serialization=True)
+    save_text_encoder(encoder, TINY["text_cfg"], folder / "text_encoder")
+    config = {"sample_size": SIZE, "image_channels": 3, "block_out_channels": [8, 16], "layers_per_block": 1,
+              "attention_head_dim": 2, "pooled_text": False, "text_cfg": TINY["text_cfg"], "cond_channels": 21}
+    (folder / "mcdm.json").write_text(json.dumps({"format": 1, "denoiser": "unet_joint", "denoiser_config": config,
+                                                  "modality": "joint", "prediction_type": "epsilon", "space": "pixel"}))
+    (folder / "scheduler_config.json").write_text(json.dumps(SCHEDULE))
+
+    loaded = load_model(folder, plugins).denoiser.eval()
+    cond = joint.prepare(inputs(face), size=SIZE)[None]
+    x, t = torch.randn(2, 3, SIZE, SIZE), torch.tensor(500)
+    with torch.no_grad():
+        _, states = encoder(cond[:, -1].flatten(1)[:, :64].long())
+        expected = unet(torch.cat([x, cond[:, :-1].expand(2, -1, -1, -1)], dim=1), t,
+                        encoder_hidden_states=states.expand(2, -1, -1)).sample
+        assert torch.equal(loaded(x, t, cond), expected)
+    assert loaded.config() == config
+
+
+class TwoChannelMask(Modality):
+    """A stand-in segmentation modality whose denoiser would read two channels."""
+
+    name, denoiser_type = "segmentation", "unet"
+
+    def prepare(self, raw, *, size):
+        return torch.ones(2, size, size)
+
+    def null_condition(self, condition):
+        return torch.full_like(condition, -1.0)
+
+    def denoiser_config(self, *, sample_size, image_channels):
+        return {"cond_channels": 2}
+
+
+def test_the_layout_and_nulls_come_from_the_registered_parts(plugins):
+    joint = JointModality({"sketch": plugins.modality("sketch"), "segmentation": TwoChannelMask(),
+                           "text": plugins.modality("text")})
+    null = joint.prepare({}, size=SIZE)
+    assert null.shape == (1 + 2 + 1, SIZE, SIZE)
+    assert (null[0] == 0).all() and (null[1:3] == -1).all()
+    assert torch.equal(joint.null_condition(joint.prepare({"segmentation": "any"}, size=SIZE)), null)
+    assert joint.denoiser_config(sample_size=SIZE, image_channels=3)["cond_channels"] == 3
