@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m venv .venv
-# torchvision (pulled in by controlnet-aux) must match torch exactly.
+# torchvision (pulled in by open-clip-torch, and by controlnet-aux for the tests) must match torch exactly.
 packages=(torch==2.14.1 torchvision==0.29.1 -e ".[serve]" -e plugins/mcdm-sketch -e plugins/mcdm-segmentation -e plugins/mcdm-text -e plugins/mcdm-joint)
 if [[ "${1:-}" == "--test" ]]; then
   packages=(torch==2.14.1 torchvision==0.29.1 -e ".[test,serve]" -e plugins/mcdm-sketch -e plugins/mcdm-segmentation
