@@ -1,12 +1,13 @@
 """The sampling loop: one diffusers scheduler, one predictor, one ``scheduler.step`` per timestep.
 
 Composition methods that need the stochastic sampler (particles, balanced AND, OR: ``mcdm.methods``) run in
-:func:`sample_sde`, DDPM's ancestral step written out (``mcdm.sde.Step``) with the state those methods carry:
+:func:`_sample_sde`, DDPM's ancestral step written out (``mcdm.sde.Step``) with the state those methods carry:
 particle log-weights and each model's tracked log-density. The plain sum never enters it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -44,7 +45,7 @@ def sample(
     whatever device runs the networks. ``callback(i, t, x)`` sees every intermediate sample.
     ``corrector_steps`` Langevin steps (:func:`langevin_correct`, or :func:`mala_correct` with
     ``method.corrector`` MALA) follow every step but the last. A ``method`` that needs the stochastic sampler
-    runs in :func:`sample_sde`; ``trace`` records what the method did.
+    runs in :func:`_sample_sde`; ``trace`` records what the method did.
     """
     if steps < 1:
         raise ConfigError(f"steps must be at least 1, got {steps}")
@@ -53,33 +54,64 @@ def sample(
     if corrector_steps and float(scheduler.init_noise_sigma) != 1.0:
         raise ConfigError(f"Langevin corrector steps need a sampler whose state is x_t itself (ddpm, ddim, dpm++); "
                          f"{type(scheduler).__name__} keeps a rescaled state")
+    loop = _Loop(steps, generator, device, progress, callback, corrector_steps, corrector_size, method, trace)
     if method.needs_sde:
-        return sample_sde(predictor, scheduler, shape=shape, steps=steps, generator=generator, device=device,
-                          progress=progress, callback=callback, corrector_steps=corrector_steps,
-                          corrector_size=corrector_size, method=method, trace=trace)
-    scheduler.set_timesteps(steps)  # timesteps stay on the CPU: no device sync when the loop reads them
-    x = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
-    x = (x * scheduler.init_noise_sigma).to(device)  # the sampler's state stays float32 (see Composer's precision)
+        check_sde_sampler(scheduler, method)
+        return _sample_sde(predictor, scheduler, shape, loop)
+    return _sample_ode(predictor, scheduler, shape, loop)
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """What both loops share: the timesteps they walk, the randomness, the corrector steps and the callback."""
+
+    steps: int
+    generator: torch.Generator
+    device: torch.device | str
+    progress: bool
+    callback: StepCallback | None
+    corrector_steps: int
+    corrector_size: float
+    method: MethodConfig
+    trace: Trace | None
+
+    def timesteps(self, scheduler):
+        """``(i, t)`` over the scheduler's timesteps for ``steps`` steps, with the progress bar."""
+        scheduler.set_timesteps(self.steps)  # timesteps stay on the CPU: no device sync when the loop reads them
+        return enumerate(tqdm(scheduler.timesteps, desc="sampling", disable=not self.progress, leave=False))
+
+    def noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Gaussian noise drawn on the generator's device (the same for a seed on any device), kept there."""
+        return torch.randn(shape, generator=self.generator, device=self.generator.device, dtype=torch.float32)
+
+    def correct(self, predictor, scheduler, x: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The corrector steps after step ``i`` (none after the last), at the noise level that step landed on:
+        x and, for MALA, eps*(x)."""
+        if not self.corrector_steps or i + 1 == len(scheduler.timesteps):
+            return x, None
+        t = scheduler.timesteps[i + 1]
+        abar = float(scheduler.alphas_cumprod[int(t)])
+        run = dict(steps=self.corrector_steps, size=self.corrector_size, generator=self.generator)
+        if self.method.corrector is Corrector.MALA:
+            return mala_correct(predictor, x, t, abar, trace=self.trace, **run)
+        return langevin_correct(predictor, x, t, abar, **run), None
+
+    def after(self, i: int, t: torch.Tensor, x: torch.Tensor) -> None:
+        if self.callback is not None:
+            self.callback(i, t, x)
+
+
+def _sample_ode(predictor: Predictor, scheduler, shape: tuple[int, ...], loop: _Loop) -> torch.Tensor:
+    """The scheduler's own step on the composed prediction, one per timestep."""
+    timesteps = loop.timesteps(scheduler)
+    x = (loop.noise(shape) * scheduler.init_noise_sigma).to(loop.device)  # float32 (see Composer's precision)
     eps_next = None  # MALA ends on the composed prediction at the state the next step starts from
-    for i, t in enumerate(tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False)):
+    for i, t in timesteps:
         eps = predictor(scheduler.scale_model_input(x, t), t) if eps_next is None else eps_next
-        x = scheduler.step(eps, t, x, generator=generator).prev_sample
-        eps_next = None
-        if corrector_steps and i + 1 < len(scheduler.timesteps):
-            x, eps_next = _correct(predictor, scheduler, x, scheduler.timesteps[i + 1], method, trace=trace,
-                                   steps=corrector_steps, size=corrector_size, generator=generator)
-        if callback is not None:
-            callback(i, t, x)
+        x = scheduler.step(eps, t, x, generator=loop.generator).prev_sample
+        x, eps_next = loop.correct(predictor, scheduler, x, i)
+        loop.after(i, t, x)
     return x
-
-
-def _correct(predictor, scheduler, x, t, method: MethodConfig, *, trace: Trace | None, steps: int, size: float,
-             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The corrector steps at the noise level t the sampler step landed on: x and, for MALA, eps*(x)."""
-    abar = float(scheduler.alphas_cumprod[int(t)])
-    if method.corrector is Corrector.MALA:
-        return mala_correct(predictor, x, t, abar, steps=steps, size=size, generator=generator, trace=trace)
-    return langevin_correct(predictor, x, t, abar, steps=steps, size=size, generator=generator), None
 
 
 def check_sde_sampler(scheduler, method: MethodConfig) -> None:
@@ -91,44 +123,27 @@ def check_sde_sampler(scheduler, method: MethodConfig) -> None:
                           f"forward process); {type(scheduler).__name__} integrates the probability-flow ODE")
 
 
-@torch.inference_mode()
-def sample_sde(
-    predictor,
-    scheduler,
-    *,
-    shape: tuple[int, ...],
-    steps: int,
-    generator: torch.Generator,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    callback: StepCallback | None = None,
-    corrector_steps: int = 0,
-    corrector_size: float = 0.1,
-    method: MethodConfig = MethodConfig(),
-    trace: Trace | None = None,
-) -> torch.Tensor:
-    """The reverse SDE on DDPM's timesteps with ``method``: ``shape[0]`` images, each from ``method.particles``.
+def _sample_sde(predictor, scheduler, shape: tuple[int, ...], loop: _Loop) -> torch.Tensor:
+    """The reverse SDE on DDPM's timesteps with ``loop.method``: ``shape[0]`` images, each from ``method.particles``.
 
     ``predictor`` must give :meth:`parts` (``mcdm.predictor.ComposedEps``), for ``shape[0] * particles`` samples
     (each image's conditions repeated for its particles). Every step makes the same network calls as the plain
     sum: the log-weights and log-densities are inner products of the predictions it already has.
     """
-    check_sde_sampler(scheduler, method)
-    if steps < 1:
-        raise ConfigError(f"steps must be at least 1, got {steps}")
+    method, trace, generator = loop.method, loop.trace, loop.generator
     k, images = method.particles, shape[0]
-    scheduler.set_timesteps(steps)
+    steps = loop.timesteps(scheduler)
     timesteps = scheduler.timesteps
     total = (images * k, *shape[1:])
-    x = torch.randn(total, generator=generator, device=generator.device, dtype=torch.float32).to(device)
+    x = loop.noise(total).to(loop.device)
     logw = torch.zeros(images, k, dtype=torch.float64, device=x.device)
     logdensity = None  # (B, M) for the models of parts.predictions(), from 0 at t = T where all agree
-    for i, t in enumerate(tqdm(timesteps, desc="sampling", disable=not progress, leave=False)):
+    for i, t in steps:
         last = i + 1 == len(timesteps)
         prev = int(scheduler.previous_timestep(t))
         abar = float(scheduler.alphas_cumprod[int(t)])
         abar_prev = float(scheduler.alphas_cumprod[prev]) if prev >= 0 else 1.0
-        noise = None if last else torch.randn(total, generator=generator, device=generator.device).to(x.device)
+        noise = None if last else loop.noise(total).to(x.device)
         parts = predictor.parts(x, t)
         step = Step(x, abar, abar_prev, noise)
         if logdensity is None and method.tracks_densities:
@@ -154,11 +169,8 @@ def sample_sde(
                 logw = torch.where(low[:, None], torch.zeros_like(logw), logw)
                 if trace is not None:
                     trace.resamplings += 1
-        if corrector_steps and not last:  # MALA's last prediction is not reused here: the step needs all parts
-            x, _ = _correct(predictor, scheduler, x, timesteps[i + 1], method, trace=trace, steps=corrector_steps,
-                            size=corrector_size, generator=generator)
-        if callback is not None:
-            callback(i, t, x)
+        x, _ = loop.correct(predictor, scheduler, x, i)  # MALA's last prediction unused: the step needs all parts
+        loop.after(i, t, x)
     if k > 1:
         x = x[pick_one(logw, generator)]
     return x
