@@ -23,8 +23,8 @@ import torch
 from diffusers import UNet2DConditionModel
 
 from mcdm.errors import ConditionError, ConfigError
-from mcdm.modality import Denoiser, broadcast_condition
-from mcdm.unet_denoiser import load_unet_and_module, save_unet_and_module
+from mcdm.modality import broadcast_condition
+from mcdm.unet_denoiser import UNetDenoiser, load_unet_and_module, save_unet_and_module
 
 ENCODER_FILE = "token_encoder.safetensors"
 
@@ -42,19 +42,16 @@ class TokenEncoder(torch.nn.Module):
         return self.norm(self.tokens(ids) + self.positions)
 
 
-class CrossAttentionDenoiser(Denoiser):
+class CrossAttentionDenoiser(UNetDenoiser):
     type_name = "unet_cross_attention"
 
     def __init__(self, unet: UNet2DConditionModel, vocab_size: int, context_length: int):
-        super().__init__()
         if vocab_size < 2 or context_length < 1:
             raise ConfigError(f"vocab_size must be at least 2 and context_length at least 1, got {vocab_size} and "
                               f"{context_length}")
-        self.unet = unet
+        super().__init__(unet)
         self.vocab_size, self.context_length = int(vocab_size), int(context_length)
         self.encoder = TokenEncoder(vocab_size, context_length, int(unet.config.cross_attention_dim))
-        self.sample_size = int(unet.config.sample_size)
-        self.image_channels = int(unet.config.out_channels)
 
     @classmethod
     def build(

@@ -23,29 +23,26 @@ import torch
 from diffusers import UNet2DModel
 
 from mcdm.errors import ConditionError, ConfigError
-from mcdm.modality import Denoiser, broadcast_condition
-from mcdm.unet_denoiser import load_unet_and_module, make_unet2d, save_unet_and_module, unet2d_arguments
+from mcdm.modality import broadcast_condition
+from mcdm.unet_denoiser import UNetDenoiser, load_unet_and_module, make_unet2d, save_unet_and_module, unet2d_arguments
 
 EMBEDDING_FILE = "condition_embedding.safetensors"
 ConditionKind = Literal["label", "vector"]
 
 
-class EmbeddingUNetDenoiser(Denoiser):
+class EmbeddingUNetDenoiser(UNetDenoiser):
     type_name = "unet_embedding"
 
     def __init__(self, unet: UNet2DModel, condition: ConditionKind, condition_dim: int):
-        super().__init__()
         if condition not in ("label", "vector"):
             raise ConfigError(f"condition must be 'label' or 'vector', got {condition!r}")
         if condition_dim < 1:
             raise ConfigError(f"condition_dim must be at least 1, got {condition_dim}")
+        super().__init__(unet)
         width = int(unet.time_embedding.linear_2.out_features)
-        self.unet = unet
         self.condition, self.condition_dim = condition, int(condition_dim)
         self.embedding = (torch.nn.Embedding(condition_dim, width) if condition == "label"
                           else torch.nn.Linear(condition_dim, width))
-        self.sample_size = int(unet.config.sample_size)
-        self.image_channels = int(unet.config.out_channels)
 
     @classmethod
     def build(

@@ -8,22 +8,29 @@ from typing import Any
 import torch
 from diffusers import UNet2DModel
 
-from mcdm.errors import CheckpointError
+from mcdm.errors import CheckpointError, ConditionError
 from mcdm.modality import Denoiser
 from mcdm.readers import DIFFUSERS_WEIGHTS, read_json_object, safetensors_weights
 
 UNET_FOLDER = "unet"
 
 
-class ConcatUNetDenoiser(Denoiser):
+class UNetDenoiser(Denoiser):
+    """A denoiser whose network is one diffusers UNet (``self.unet``): the x_t it denoises is the UNet's."""
+
+    def __init__(self, unet: torch.nn.Module):
+        super().__init__()
+        self.unet = unet
+        self.sample_size = int(unet.config.sample_size)
+        self.image_channels = int(unet.config.out_channels)
+
+
+class ConcatUNetDenoiser(UNetDenoiser):
     type_name = "unet"
 
     def __init__(self, unet: UNet2DModel, cond_channels: int):
-        super().__init__()
-        self.unet = unet
+        super().__init__(unet)
         self.cond_channels = cond_channels
-        self.sample_size = int(unet.config.sample_size)
-        self.image_channels = int(unet.config.out_channels)
 
     @classmethod
     def build(
@@ -47,8 +54,8 @@ class ConcatUNetDenoiser(Denoiser):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         if self.cond_channels:
             if cond is None:
-                raise ValueError("this denoiser needs a condition with "
-                                 f"{self.cond_channels} channels, got none")
+                raise ConditionError(f"the {self.type_name} denoiser needs a condition with {self.cond_channels} "
+                                     "channels, got none")
             x_t = torch.cat([x_t, cond.to(x_t.dtype).expand(x_t.shape[0], -1, -1, -1)], dim=1)
         return self.unet(x_t, t).sample
 
