@@ -2,14 +2,8 @@ import numpy as np
 import pytest
 
 from mcdm.data.labels import LABELS, UNKNOWN
-from mcdm.data.partial import (
-    drop_mask_parts,
-    erase_region,
-    erase_strokes,
-    unknown_region,
-    upper_face_only,
-    upper_face_region,
-)
+from mcdm.data.partial import (drop_mask_parts, erase_region, erase_strokes, unknown_region, upper_face_only,
+                               upper_face_region)
 from mcdm.data.synthfaces import SynthFaces
 
 

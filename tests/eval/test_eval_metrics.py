@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 
 from mcdm.data.labels import UNKNOWN
-from mcdm.eval.metrics import (
-    attribute_accuracy,
-    diversity,
-    edge_f1,
-    edge_f1_in_region,
-    frechet_distance,
-    mean_iou,
-    mean_iou_batch,
-    per_class_iou,
-)
+from mcdm.eval import (attribute_accuracy, diversity, edge_f1, edge_f1_in_region, frechet_distance, mean_iou,
+                       mean_iou_batch, per_class_iou)  # the package's lazy exports, as users import them
 
 # ---------------------------------------------------------------- mean IoU
 
