@@ -1,4 +1,5 @@
-"""Writing a folder all at once: build it under a temporary name beside the target, then rename it into place.
+"""Writing a folder or a file all at once: build it under a temporary name beside the target, then rename it
+into place.
 
 A crash, an exception or Ctrl-C leaves the previous folder (or none), never half of one.
 """
@@ -49,16 +50,24 @@ def partial_path(target: Path) -> Path:
     return target.parent / f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 ``text`` beside ``path`` and rename it into place: a reader sees the old file or the new."""
-    path = Path(path)
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary name beside ``path`` to write; on success it is renamed to ``path``, on failure removed,
+    so a reader sees the old file or the new one, never half of one."""
     tmp = partial_path(path)
     try:
-        tmp.write_text(text, encoding="utf-8")
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically (:func:`atomic_file`)."""
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from mcdm.atomic import partial_path
+from mcdm.atomic import atomic_file
 
 
 def grid(images: Sequence[Image.Image], columns: int | None = None, pad: int = 2) -> Image.Image:
@@ -54,14 +54,8 @@ def save_png_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
     """Write to a temporary file beside ``path`` and rename it into place, readable like any new file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = partial_path(path)
-    # unlike tempfile.mkstemp (0600), 0o666 honours the umask: 0644 under the usual 022
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_file(path) as tmp:
+        # unlike tempfile.mkstemp (0600), 0o666 honours the umask: 0644 under the usual 022
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
             image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path

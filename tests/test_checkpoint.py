@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import SIZE
-from mcdm.atomic import atomic_folder
+from mcdm.atomic import atomic_file, atomic_folder, write_text_atomic
 from mcdm.checkpoint import CheckpointError, load_model, verify_checksums, write_checksums
 
 
@@ -26,6 +26,17 @@ def test_atomic_folder_leaves_the_old_folder_when_writing_fails(tmp_path):
             raise RuntimeError("crash while writing")
     assert (target / "keep.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_file_keeps_the_old_file_until_the_new_one_is_whole(tmp_path):
+    target = tmp_path / "manifest.json"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError):
+        with atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+    assert write_text_atomic(target, "new") == target and target.read_text() == "new"
 
 
 def test_checksums_catch_a_missing_or_changed_file(make_model):
