@@ -60,6 +60,28 @@ def make_model(tmp_path, plugins):
 
 
 @pytest.fixture
+def make_composition(tmp_path, make_model):
+    """A composition folder in tmp_path: a tiny prior, toy_a and toy_b (``toy_b``: its settings beyond the path),
+    and ``map.png``, a grey map either toy modality reads."""
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    def make(*, steps: int, toy_b: dict | None = None):
+        make_model(None, name="prior")
+        make_model("toy_a", seed=1, name="toy_a")
+        make_model("toy_b", seed=2, name="toy_b")
+        config = {"name": "toy", "prior": "prior", "steps": steps,
+                  "modalities": {"toy_a": {"path": "toy_a"}, "toy_b": {"path": "toy_b", **(toy_b or {})}}}
+        (tmp_path / "composition.yaml").write_text(yaml.safe_dump(config))
+        grey = (np.random.default_rng(0).random((SIZE, SIZE)) * 255).astype(np.uint8)
+        Image.fromarray(grey).save(tmp_path / "map.png")
+        return tmp_path
+
+    return make
+
+
+@pytest.fixture
 def toy_composer(make_model, plugins):
     """A composer over a tiny prior and the four toy modalities."""
     from mcdm.checkpoint import load_model

@@ -6,9 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 from PIL import Image
 
@@ -21,15 +19,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::mcdm.errors.UnverifiedModelWarn
 
 
 @pytest.fixture
-def composition(tmp_path, make_model):
-    make_model(None, name="prior")
-    make_model("toy_a", seed=1, name="toy_a")
-    make_model("toy_b", seed=2, name="toy_b")
-    config = {"name": "toy", "prior": "prior", "steps": 2,
-              "modalities": {"toy_a": {"path": "toy_a"}, "toy_b": {"path": "toy_b"}}}
-    (tmp_path / "composition.yaml").write_text(yaml.safe_dump(config))
-    Image.fromarray((np.random.default_rng(0).random((SIZE, SIZE)) * 255).astype(np.uint8)).save(tmp_path / "map.png")
-    return tmp_path
+def composition(make_composition):
+    return make_composition(steps=2)
 
 
 def requests_file(folder: Path, n: int) -> Path:

@@ -15,17 +15,11 @@ from mcdm.cli import cli
 
 
 @pytest.fixture
-def composition(tmp_path, make_model):
+def composition(make_composition):
     """A composition folder like the shipped ones: composition.yaml, model folders, SHA256SUMS."""
-    make_model(None, name="prior")
-    make_model("toy_a", seed=1, name="toy_a")
-    make_model("toy_b", seed=2, name="toy_b")
-    config = {"name": "toy", "prior": "prior", "steps": 3,
-              "modalities": {"toy_a": {"path": "toy_a"}, "toy_b": {"path": "toy_b", "weight": 1.5}}}
-    (tmp_path / "composition.yaml").write_text(yaml.safe_dump(config))
-    Image.fromarray((np.random.default_rng(0).random((SIZE, SIZE)) * 255).astype(np.uint8)).save(tmp_path / "map.png")
-    write_checksums(tmp_path)
-    return tmp_path
+    folder = make_composition(steps=3, toy_b={"weight": 1.5})
+    write_checksums(folder)
+    return folder
 
 
 def run(*args):

@@ -22,12 +22,16 @@ from mcdm.eval.judges import (
 TINY = [4, 4, 8, 8]
 
 
-def _shake_batch_norm(net: torch.nn.Module) -> None:
-    """Give running statistics non-default values, so a round trip that dropped them would show."""
-    net.train()
+def tiny_judge(judge_class):
+    """A seeded tiny judge whose batch-norm running statistics have non-default values, so a round trip that
+    dropped them would show."""
+    torch.manual_seed(0)
+    judge = judge_class.build(channels=TINY)
+    judge.net.train()
     with torch.no_grad():
-        net(torch.randn(4, 3, 32, 32))
-    net.eval()
+        judge.net(torch.randn(4, 3, 32, 32))
+    judge.net.eval()
+    return judge
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +41,12 @@ def faces():
 
 @pytest.fixture
 def parsing_judge():
-    torch.manual_seed(0)
-    judge = ParsingJudge.build(channels=TINY)
-    _shake_batch_norm(judge.net)
-    return judge
+    return tiny_judge(ParsingJudge)
 
 
 @pytest.fixture
 def attribute_judge():
-    torch.manual_seed(0)
-    judge = AttributeJudge.build(channels=TINY)
-    _shake_batch_norm(judge.net)
-    return judge
+    return tiny_judge(AttributeJudge)
 
 
 def test_judge_input_accepts_uint8_and_float_forms(faces):
