@@ -52,9 +52,13 @@ def fake_entry_points(monkeypatch, *extra, first=False):
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
 
 
-def module_entry_point(monkeypatch, name, module):
+def install_plugin(monkeypatch, name, register, *, hook="register_modalities", first=False):
+    """An entry-point plugin ``name``: a module made here whose one hook, ``hook``, is the function ``register``."""
+    module = types.ModuleType(f"mcdm_test_{name}")
+    setattr(module, hook, hookimpl(register))
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    return importlib.metadata.EntryPoint(name=name, value=module.__name__, group="mcdm")
+    fake_entry_points(monkeypatch, importlib.metadata.EntryPoint(name=name, value=module.__name__, group="mcdm"),
+                      first=first)
 
 
 def test_plugin_that_raises_on_import_is_skipped_by_name_or_fatal_when_strict(monkeypatch):
@@ -72,14 +76,7 @@ def test_plugin_that_raises_on_import_is_skipped_by_name_or_fatal_when_strict(mo
 
 
 def test_misspelt_hook_fails_loudly(monkeypatch):
-    module = types.ModuleType("mcdm_test_misspelt")
-
-    @hookimpl
-    def register_modalitys(register):  # noqa: misspelt on purpose
-        pass
-
-    module.register_modalitys = register_modalitys
-    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "misspelt", module))
+    install_plugin(monkeypatch, "misspelt", lambda register: None, hook="register_modalitys")  # misspelt on purpose
     with pytest.raises(PluginError, match="plugin 'misspelt'.*register_modalitys"):
         make_plugin_manager(strict=True)
     with pytest.warns(UserWarning):
@@ -88,14 +85,7 @@ def test_misspelt_hook_fails_loudly(monkeypatch):
 
 
 def test_duplicate_modality_name_is_refused_naming_both_plugins(monkeypatch):
-    module = types.ModuleType("mcdm_test_duplicate")
-
-    @hookimpl
-    def register_modalities(register):
-        register("toy_a", lambda: None)
-
-    module.register_modalities = register_modalities
-    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "dup", module))
+    install_plugin(monkeypatch, "dup", lambda register: register("toy_a", lambda: None))
     # neither is one of mcdm's own plugins: the first by name keeps it
     with pytest.raises(PluginError, match="'toy_a' is registered twice: by 'dup' \\(kept\\) and by 'toy' \\(refused\\)"):
         make_plugin_manager(strict=True)
@@ -103,14 +93,7 @@ def test_duplicate_modality_name_is_refused_naming_both_plugins(monkeypatch):
 
 def test_a_plugin_cannot_take_over_a_built_in_modality(monkeypatch):
     """A plugin found before mcdm-sketch that registers "sketch" is refused; the real sketch plugin keeps working."""
-    module = types.ModuleType("mcdm_test_impostor")
-
-    @hookimpl
-    def register_modalities(register):
-        register("sketch", lambda: None)
-
-    module.register_modalities = register_modalities
-    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "aaa_impostor", module), first=True)
+    install_plugin(monkeypatch, "aaa_impostor", lambda register: register("sketch", lambda: None), first=True)
     with pytest.warns(UserWarning, match="'sketch' is registered twice: by 'sketch' \\(kept\\) and by 'aaa_impostor'"):
         plugins = make_plugin_manager(strict=False)
     assert plugins.modalities["sketch"].plugin == "sketch" and "aaa_impostor" in plugins.broken
@@ -118,14 +101,7 @@ def test_a_plugin_cannot_take_over_a_built_in_modality(monkeypatch):
 
 
 def test_a_registration_that_loads_the_wrong_thing_names_its_plugin(monkeypatch):
-    module = types.ModuleType("mcdm_test_wrong_thing")
-
-    @hookimpl
-    def register_modalities(register):
-        register("nothing_here", lambda: None)
-
-    module.register_modalities = register_modalities
-    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "wrong", module))
+    install_plugin(monkeypatch, "wrong", lambda register: register("nothing_here", lambda: None))
     plugins = make_plugin_manager(strict=True)
     with pytest.raises(PluginError, match="plugin 'wrong' registered modality 'nothing_here' as None, not a Modality"):
         plugins.modality("nothing_here")
@@ -183,14 +159,10 @@ def test_a_plugin_that_exits_at_import_is_reported_and_the_cli_still_works(monke
 
 
 def test_plugin_whose_registration_raises_is_skipped(monkeypatch):
-    module = types.ModuleType("mcdm_test_raises")
-
-    @hookimpl
     def register_modalities(register):
         raise RuntimeError("boom")
 
-    module.register_modalities = register_modalities
-    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "raises", module))
+    install_plugin(monkeypatch, "raises", register_modalities)
     with pytest.warns(UserWarning, match="boom"):
         plugins = make_plugin_manager(strict=False)
     assert "raises" in plugins.broken
