@@ -4,7 +4,8 @@
         modality_name = "sketch"
         def valid_inputs(self): return [drawing_a, drawing_b]   # two inputs that differ
 
-The checks are the engine's contract with a modality: found through entry points, ``prepare`` gives finite
+The checks are the engine's contract with a modality: found through entry points, importing the plugin imports
+no torch, ``prepare`` gives finite
 conditions of a fixed shape, the null condition matches it, and the denoiser built from ``denoiser_config``
 accepts the condition and answers differently to different conditions. The ``check_*`` functions are the
 ``mcdm.modality.Denoiser`` contract, point by point; the class runs each on the modality's own denoiser, and a
@@ -135,6 +136,18 @@ class ModalityConformance:
         assert self.modality_name in plugins.modalities
         assert plugins.modality(self.modality_name).name == self.modality_name
 
+    def test_importing_the_plugin_does_not_import_torch(self):
+        """A plugin is imported by every ``mcdm`` command, ``--help`` too: its classes load on first use."""
+        import subprocess
+        import sys
+
+        from mcdm.plugins import make_plugin_manager
+
+        plugins = make_plugin_manager(strict=True)
+        module = plugins.manager.get_plugin(plugins.modalities[self.modality_name].plugin).__name__
+        code = f"import sys, {module}; assert 'torch' not in sys.modules, 'importing {module} imported torch'"
+        subprocess.run([sys.executable, "-c", code], check=True)
+
     def test_prepare_gives_finite_conditions_of_one_shape(self):
         conditions = self.prepared()
         assert len({tuple(c.shape) for c in conditions}) == 1
@@ -197,6 +210,26 @@ def train_tiny(modality: str, out: Path, **denoiser: Any) -> Path:
     config = TrainConfig(out=str(out), modality=modality, data=DataConfig(length=8), denoiser=dict(denoiser),
                          steps=2, batch_size=2, warmup_steps=0, sample_every=0, checkpoint_every=2, log_every=1)
     return train(config, progress=False)
+
+
+def check_composes_with_shipped(modality: str, folder: Path, conditions: dict[str, Any], *, refused: tuple[Any, str],
+                                settings: dict | None = None, **denoiser: Any) -> None:
+    """``modality``, trained for two steps under ``folder`` (:func:`train_tiny`; ``denoiser``: architecture
+    overrides), composes with the shipped models (:func:`extend_shipped`): its bad input ``refused = (raw, message)``
+    is a ConditionError matching ``message`` before any model loads, and ``conditions`` (with request ``settings``)
+    give two finite images."""
+    import pytest
+
+    from mcdm.compose import Composer
+    from mcdm.errors import ConditionError
+
+    composition = extend_shipped(folder / "faces", {modality: train_tiny(modality, folder / "run", **denoiser)})
+    raw, message = refused
+    with pytest.raises(ConditionError, match=message):
+        Composer.from_pretrained(composition, conditions={modality: raw})
+    images = Composer.from_pretrained(composition).generate_tensor(conditions, num_images=2, steps=2,
+                                                                   settings=settings, progress=False)
+    assert images.shape == (2, 3, SIZE, SIZE) and torch.isfinite(images).all()
 
 
 def extend_shipped(folder: Path, models: dict[str, Path]) -> Path:

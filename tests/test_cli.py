@@ -5,7 +5,6 @@ import stat
 
 import numpy as np
 import pytest
-import yaml
 from click.testing import CliRunner
 from PIL import Image
 
