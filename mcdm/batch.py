@@ -80,11 +80,9 @@ def read_requests(path: Path, folder: Path, config) -> list[Request]:
 
 def _parse(line: str, number: int) -> Request:
     try:
-        raw = json.loads(line)
+        raw = _mapping(json.loads(line), "a request")
     except json.JSONDecodeError as exc:
         raise ArgumentError(f"not JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(raw, dict):
-        raise ArgumentError(f"a request is a JSON object, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(REQUEST_KEYS))
     if unknown:
         raise ArgumentError(f"unknown key {unknown[0]!r}; a request takes {', '.join(REQUEST_KEYS)}")

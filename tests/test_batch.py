@@ -76,7 +76,7 @@ def test_a_request_done_twice_is_refused(composition, tmp_path):
     "line, message",
     [
         ("{not json", "line 2: not JSON"),
-        ('["a"]', "line 2: a request is a JSON object, got list"),
+        ('["a"]', 'line 2: a request must be a JSON object, got ["a"]'),
         ('{"conditions": {}}', "line 2: no 'seed'"),
         ('{"conditions": {}, "seed": 1, "colour": 2}', "line 2: unknown key 'colour'"),
         ('{"conditions": {"sound": "x.wav"}, "seed": 1}', "line 2: no model for modality 'sound'"),
