@@ -53,7 +53,8 @@ def fake_entry_points(monkeypatch, *extra, first=False):
 
 
 def install_plugin(monkeypatch, name, register, *, hook="register_modalities", first=False):
-    """An entry-point plugin ``name``: a module made here whose one hook, ``hook``, is the function ``register``."""
+    """An entry-point plugin ``name``: a module made here whose one hook, ``hook``, is the function ``register``
+    (it takes the hook's ``register`` callback)."""
     module = types.ModuleType(f"mcdm_test_{name}")
     setattr(module, hook, hookimpl(register))
     monkeypatch.setitem(sys.modules, module.__name__, module)
@@ -123,15 +124,11 @@ def test_a_plugin_registers_a_trainer_that_mcdm_train_runs_and_lists(monkeypatch
         Path(config.out).write_text(str(config.steps))
         return TrainingResult(Path(config.out), f"counted to {config.steps}{' again' if resume else ''}")
 
-    module = types.ModuleType("mcdm_test_counter")
-
-    @hookimpl
     def register_trainers(register):
         register("counter", lambda: Trainer(schema=CountConfig, run=run), summary="counts")
         register("broken_counter", lambda: run)
 
-    module.register_trainers = register_trainers
-    fake_entry_points(monkeypatch, module_entry_point(monkeypatch, "counter", module))
+    install_plugin(monkeypatch, "counter", register_trainers, hook="register_trainers")
     yaml = tmp_path / "count.yaml"
     yaml.write_text(f"out: {tmp_path / 'count.txt'}\n")
     result = CliRunner().invoke(cli, ["train", "counter", str(yaml), "steps=3", "--resume"])
