@@ -87,15 +87,16 @@ def test_an_own_baseline_asked_for_by_a_request_counts_against_the_batch_memory(
     from mcdm import compose
 
     calls = []
-    monkeypatch.setattr(compose, "max_images", lambda size, channels, calls_per_step: calls.append(calls_per_step) or 64)
+    monkeypatch.setattr(compose, "max_images", lambda size, channels, per_step: calls.append(per_step) or 64)
     composer = toy_composer(names=("toy_a",))
     composer.generate_tensor({"toy_a": MAPS["toy_a"]}, steps=1, progress=False)
-    composer.generate_tensor({"toy_a": MAPS["toy_a"]}, steps=1, progress=False, settings={"toy_a": {"baseline": "own"}})
+    composer.generate_tensor({"toy_a": MAPS["toy_a"]}, steps=1, progress=False,
+                             settings={"toy_a": {"baseline": "own"}})
     assert calls == [2, 3]
 
 
-def test_with_models_keeps_the_prior_and_sampler_defaults_and_gives_the_new_models_default_settings(toy_composer,
-                                                                                                    make_model, plugins):
+def test_with_models_keeps_the_prior_and_sampler_defaults_and_gives_new_models_default_settings(
+        toy_composer, make_model, plugins):
     from mcdm.checkpoint import load_model
     from mcdm.methods import MethodConfig
 

@@ -32,7 +32,8 @@ samples look like faces and differ from one another:
 Beside the figures, each row records its network evaluations per image (``calls_per_image``: the images of every
 batch any of its models ran, over the row's images) and ``seconds_per_image``, and, where the rows of its
 modalities alone are in the same results, ``min_ratio``: each modality's figure (``RATIO_FIGURE`` of its face
-part) divided by that modality's figure alone, the minimum over its modalities (1: no input lost ground by being composed).
+part) divided by that modality's figure alone, the minimum over its modalities (1: no input lost ground by being
+composed).
 """
 
 from __future__ import annotations

@@ -70,7 +70,7 @@ class Server:
         self.specs = {name: getattr(m, "input_spec", None) for name, m in composer.modalities.items()}
         for name, spec in self.specs.items():
             _check_spec(name, spec)
-        self.examples = held_out_examples(list(composer.models), workdir / "examples", composer.sample_size)
+        self.examples = held_out_examples(list(composer.modalities), workdir / "examples", composer.sample_size)
         self._folders: deque[Path] = deque()
 
     # --- one request ------------------------------------------------------------------------------
@@ -219,12 +219,12 @@ def build_app(server: Server):
     composer = server.composer
     controls: list[Controls] = []
     with gr.Blocks(title=f"mcdm: {server.config.name}", analytics_enabled=False) as app:
-        gr.Markdown(f"# mcdm · {server.config.name}\nCompose {', '.join(composer.models) or 'the prior'} at "
+        gr.Markdown(f"# mcdm · {server.config.name}\nCompose {', '.join(composer.modalities) or 'the prior'} at "
                     f"sampling time (eps* = eps_u + sum_i w_i (eps_i - b_i)); any subset of the inputs, "
                     f"{composer.sample_size}x{composer.sample_size} images.")
         with gr.Row():
             with gr.Column(scale=3):
-                for name in composer.models:
+                for name in composer.modalities:
                     controls.append(_modality_controls(gr, server, name))
             with gr.Column(scale=2):
                 globals_ = _global_controls(gr, server)
