@@ -37,7 +37,11 @@ from mcdm.compose import Composer
 from mcdm.config import ModalityConfig
 from mcdm.data import SynthFaces
 from mcdm.data.labels import colorize_mask
-from mcdm.eval.evaluate import Row, evaluate, markdown_table, write_results
+from mcdm.eval.evaluate import evaluate
+from mcdm.eval.inputs import face_parts
+from mcdm.eval.pictures import write_pictures
+from mcdm.eval.rows import Row
+from mcdm.eval.tables import markdown_table, write_tables
 from mcdm.eval.judges import Judges
 from mcdm.imageio import labelled_rows, save_png_atomic
 from mcdm.methods import MethodConfig, PriorMixing
@@ -67,6 +71,7 @@ def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mi
               "text": load_model(text, plugins, name="text (default)")}
     prior_model = load_model(prior, plugins, name="prior (default)")
     judge = Judges.load(judges)
+    parts = face_parts(plugins, MODALITIES)
     singles = [Row(f"{m} alone", (m,)) for m in MODALITIES]
     tables = {}
     for name, options in combiners(mixture, ddpm_steps).items():
@@ -76,12 +81,14 @@ def run(segmentation: Path, text: Path, prior: Path, judges: Path, *, n: int, mi
             rows = singles + rows  # a single model is the same under every combiner but its own baseline
         results = evaluate(composer, judge, rows, n=n, steps=None if "scheduler" in options else steps,
                            reference=reference, progress=False)
-        write_results(results, out / name.replace(", ", "-").replace(" ", "-"))
+        folder = out / name.replace(", ", "-").replace(" ", "-")
+        write_tables(results, folder, markdown_table(results, parts))
+        write_pictures(results, folder)
         tables[name] = results
     merged = {**tables["shared prior"], "rows": [r for t in tables.values() for r in t["rows"]]}
     merged.pop("samples"), merged.pop("real")
     (out / "results.json").write_text(json.dumps({"mixture": mixture, **merged}, indent=2) + "\n")
-    (out / "results.md").write_text(markdown_table(merged))
+    (out / "results.md").write_text(markdown_table(merged, parts))
     save_png_atomic(comparison(tables), out / "comparison.png")
     return merged
 
@@ -112,10 +119,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("mixing-results"))
     args = parser.parse_args()
     shipped = resolve("synthfaces-32")
-    merged = run(args.segmentation, args.text or shipped / "text", args.prior or shipped / "prior",
+    run(args.segmentation, args.text or shipped / "text", args.prior or shipped / "prior",
                  resolve(args.judges), n=args.n, mixture=args.mixture, steps=args.steps, out=args.out,
                  reference=args.reference, ddpm_steps=args.ddpm_steps)
-    print(markdown_table(merged))
+    print((args.out / "results.md").read_text())
     print(f"wrote {args.out / 'results.md'}")
 
 

@@ -25,7 +25,10 @@ import numpy as np
 from mcdm.combine import Baseline
 from mcdm.compose import Composer
 from mcdm.config import CompositionConfig, ModalityConfig, load_config
-from mcdm.eval.evaluate import Row, evaluate, write_results
+from mcdm.eval.evaluate import evaluate
+from mcdm.eval.pictures import write_pictures
+from mcdm.eval.rows import Row
+from mcdm.eval.tables import write_tables
 from mcdm.eval.judges import Judges
 from mcdm.imageio import labelled_rows, save_png_atomic
 from mcdm.pretrained import COMPOSITION_FILE, resolve
@@ -86,7 +89,8 @@ def run(composition: Path, thumbnail: Path, judges: Path, *, n: int, steps: int 
                        diversity_samples=0, progress=False)
     for row in results["rows"]:
         row["figures"]["layout_error"] = layout_error(results["samples"][row["name"]], results["real"])
-    write_results(results, out, table=table)  # results.json already carries layout_error
+    write_tables(results, out, table(results))  # results.json carries layout_error too
+    write_pictures(results, out)
     save_png_atomic(comparison(results), out / "comparison.png")
     return results
 

@@ -9,10 +9,12 @@ by side in one process, alternating, the median of ``repeats`` runs each.
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -86,19 +88,24 @@ def bench(composer: Composer, inputs: dict[str, object], *, batch_sizes: Sequenc
           steps: int = 20, scheduler: str = "ddim", repeats: int = 3, seed: int = 0,
           progress: Callable[[str], None] = print) -> list[Timing]:
     """Time every prefix of the modalities (N = 0..len) at every batch size, mcdm unfused, fused and the floor
-    alternating (``composer``'s own fusion setting is not used: both variants are timed)."""
+    alternating (``composer``'s own fusion setting is not used: both variants are timed). The floor computes MCDM
+    against the shared prior, so mcdm is timed on the same formula: every request sets every baseline shared,
+    whatever the composition's defaults."""
     composer, fused = composer.with_fusion("never"), composer.with_fusion("always")
     names = list(inputs)
     timings = []
     for n in range(len(names) + 1):
         given = {name: inputs[name] for name in names[:n]}
+        shared = {name: {"baseline": "shared"} for name in given}
         prepared = composer.prepare(given)
         for batch in batch_sizes:
             conds = {k: v.unsqueeze(0).expand(batch, *v.shape) for k, v in prepared.items()}
             run_mcdm = lambda: composer.generate_tensor(given, num_images=batch, steps=steps,  # noqa: E731
-                                                        scheduler=scheduler, seed=seed, progress=False)
+                                                        scheduler=scheduler, seed=seed, settings=shared,
+                                                        progress=False)
             run_fused = lambda: fused.generate_tensor(given, num_images=batch, steps=steps,  # noqa: E731
-                                                      scheduler=scheduler, seed=seed, progress=False)
+                                                      scheduler=scheduler, seed=seed, settings=shared,
+                                                      progress=False)
             run_floor = lambda: floor(composer, conds, batch, steps, scheduler, seed)  # noqa: E731
             run_mcdm(), run_fused(), run_floor()  # warm-up: allocator, lazy init, text-encoder cache
             mcdm_times, fused_times, floor_times = [], [], []
@@ -112,6 +119,21 @@ def bench(composer: Composer, inputs: dict[str, object], *, batch_sizes: Sequenc
                      f"overhead {100 * timing.overhead:+.1f}%, fused {timing.fused_speedup:.2f}x")
             timings.append(timing)
     return timings
+
+
+def speed_report(composer: Composer, batch_sizes: Sequence[int], *, steps: int, scheduler: str, repeats: int,
+                 out: Path, command: str, echo: Callable[[str], None] = print) -> None:
+    """``mcdm bench``'s timings on the first example face's inputs: bench.md, bench.json and latency.png."""
+    from mcdm.demo import EXAMPLES, example_inputs
+
+    inputs = example_inputs(EXAMPLES / "face-0", list(composer.modalities))
+    timings = bench(composer, inputs, batch_sizes=batch_sizes, steps=steps, scheduler=scheduler, repeats=repeats,
+                    progress=echo)
+    (out / "bench.md").write_text(markdown(timings, machine(), command))
+    (out / "bench.json").write_text(json.dumps({"machine": machine(), "command": command,
+                                                "timings": [t.row() for t in timings]}, indent=2) + "\n")
+    plot(timings, out / "latency.png")
+    echo(f"wrote {out / 'bench.md'}, {out / 'bench.json'} and {out / 'latency.png'}")
 
 
 def cpu_model() -> str:
@@ -178,9 +200,10 @@ SAMPLER_SETTINGS = (("ddpm", 1000), ("ddim", 50), ("dpm++", 20), ("dpm++", 10))
 
 def steps_vs_quality(composer: Composer, judges, *, n: int, settings=SAMPLER_SETTINGS, seed: int = 0) -> list[dict]:
     """The evaluation figures of the full composition under each (scheduler, steps), with its sampling time."""
-    from mcdm.eval.evaluate import Row, evaluate
+    from mcdm.eval.evaluate import evaluate
+    from mcdm.eval.rows import Row
 
-    everything = [Row(" + ".join(composer.models), tuple(composer.models))]
+    everything = [Row(" + ".join(composer.modalities), tuple(composer.modalities))]
     rows = []
     for scheduler, steps in settings:
         result = evaluate(composer, judges, everything, n=n, steps=steps, scheduler=scheduler, seed=seed,
@@ -190,9 +213,17 @@ def steps_vs_quality(composer: Composer, judges, *, n: int, settings=SAMPLER_SET
     return rows
 
 
+def quality_report(composer: Composer, judges, *, n: int, out: Path, command: str) -> str:
+    """``mcdm bench --quality-n``: ``steps_vs_quality`` written to quality.md and quality.json; its table."""
+    rows = steps_vs_quality(composer, judges, n=n)
+    (out / "quality.md").write_text(quality_markdown(rows) + f"Command: `{command}`.\n")
+    (out / "quality.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    return quality_markdown(rows)
+
+
 def quality_markdown(rows: Sequence[dict]) -> str:
     """Each setting's figures and their change relative to the first (the reference, e.g. DDPM 1000 steps)."""
-    from mcdm.eval.evaluate import FIGURES
+    from mcdm.eval.scoring import FIGURES
 
     reference = rows[0]
     lines = ["| sampler | steps | " + " | ".join(FIGURES) + " | seconds |", "|---|---|" + "---|" * (len(FIGURES) + 1)]

@@ -248,67 +248,14 @@ def demo(model, steps, seed, out, inputs):
 def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, ddpm_steps, tune_n,
              oracle, out, require_checksums):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
-    from mcdm.compose import Composer
-    from mcdm.eval.evaluate import (Row, evaluate as run_evaluation, markdown_table, methods_rows, methods_table,
-                                    negation_rows, partial_input_rows, standard_rows, write_results,
-                                    write_tables)
-    from mcdm.eval.judges import Judges
-    from mcdm.pretrained import given_by_path, resolve
-    from mcdm.validate import check_scheduler_name, check_writable_folder
+    from mcdm.eval.run import EvalOptions, run_eval
 
-    check_writable_folder(out, "--out")
-    if scheduler is not None:
-        check_scheduler_name(scheduler)
-    composer = Composer.from_pretrained(model, require_checksums=require_checksums)
-    judge = Judges.load(resolve(judges), require_checksums=require_checksums or not given_by_path(judges))
-    modalities = list(composer.models)
-    if row_set == "methods":
-        rows, table = methods_rows(modalities, ddpm_steps), methods_table
-    else:
-        rows = {"standard": standard_rows, "partial": partial_input_rows, "negation": negation_rows}[row_set](modalities)
-        table = markdown_table
-    tuning = None
-    if tune_n:
-        from mcdm.eval.tune import tune_weights
-
-        weights, trials = tune_weights(composer, judge, modalities, n=tune_n, steps=steps, scheduler=scheduler,
-                                       seed=seed)
-        tuning = {"weights": weights, "trials": trials}
-        label = ", ".join(f"{m} {w:g}" for m, w in weights.items())
-        baselines = "/".join(sorted({composer.settings[m].baseline.value for m in modalities}))
-        rows.append(Row(f"all, tuned weights ({label}), {baselines} baselines", tuple(modalities),
-                        weights=tuple(weights.items())))
-    others = []
-    if oracle is not None:
-        others.append(_oracle_composer(oracle, composer))
-        rows += [Row(f"joint oracle{'' if variant == 'full' else f' ({variant})'}", ("joint",), inputs=variant)
-                 for variant in dict.fromkeys(row.inputs for row in rows)]
-    results = run_evaluation(composer, judge, rows, n=n, steps=steps, scheduler=scheduler, seed=seed,
-                             reference=reference, diversity_samples=diversity_samples,
-                             clip_score=_caption_scorer(resolve(model), composer), others=others,
-                             on_row=lambda so_far: write_tables(so_far, out, table))  # a stopped run keeps its rows
-    if tuning is not None:
-        results["tuning"] = tuning
-    write_results(results, out, table=table)
-    click.echo(table(results))
+    evaluation = run_eval(EvalOptions(
+        model=model, judges=judges, n=n, steps=steps, scheduler=scheduler, seed=seed, reference=reference,
+        diversity_samples=diversity_samples, rows=row_set, ddpm_steps=ddpm_steps, tune=tune_n, oracle=oracle, out=out,
+        require_checksums=require_checksums))
+    click.echo(evaluation.table)
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")
-
-
-def _oracle_composer(oracle: Path, composer):
-    """The joint oracle composed with the composition's own (already loaded) prior and sampler settings."""
-    from mcdm.checkpoint import load_model
-    from mcdm.compose import Composer
-
-    joint = load_model(oracle, composer.plugins, name="joint oracle")
-    return Composer(composer.prior.model, {"joint": joint}, scheduler=composer.scheduler_name,
-                    steps=composer.default_steps, plugins=composer.plugins, device=composer.device)
-
-
-def _caption_scorer(composition: Path, composer):
-    """The first caption scorer a modality of the composition makes from the files it ships (the text plugin:
-    its CLIP in ``clip/``), or None: the evaluation then has no CLIP-score column."""
-    scorers = (modality.caption_scorer(composition) for modality in composer.modalities.values())
-    return next((scorer for scorer in scorers if scorer is not None), None)
 
 
 @cli.command()
@@ -327,8 +274,6 @@ def _caption_scorer(composition: Path, composer):
 @friendly_errors
 def bench(model, batch_sizes, steps, scheduler, repeats, speed, quality_n, judges, out):
     """Sampling speed for N = 0..3 modalities against a hand-written loop making the same network calls."""
-    from mcdm.compose import Composer
-
     try:
         sizes = [int(b) for b in batch_sizes.split(",")]
     except ValueError:
@@ -339,37 +284,20 @@ def bench(model, batch_sizes, steps, scheduler, repeats, speed, quality_n, judge
 
     check_writable_folder(out, "--out")
     check_scheduler_name(scheduler)
+    from mcdm.bench import quality_report, speed_report
+    from mcdm.compose import Composer
+
     composer = Composer.from_pretrained(model)
     out.mkdir(parents=True, exist_ok=True)
     command = "mcdm bench " + " ".join(sys.argv[2:])
     if speed:
-        _bench_speed(composer, sizes, steps, scheduler, repeats, out, command)
+        speed_report(composer, sizes, steps=steps, scheduler=scheduler, repeats=repeats, out=out, command=command,
+                     echo=click.echo)
     if quality_n:
-        from mcdm.bench import quality_markdown, steps_vs_quality
         from mcdm.eval.judges import Judges
         from mcdm.pretrained import resolve
 
-        rows = steps_vs_quality(composer, Judges.load(resolve(judges)), n=quality_n)
-        (out / "quality.md").write_text(quality_markdown(rows) + f"Command: `{command}`.\n")
-        (out / "quality.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
-        click.echo(quality_markdown(rows))
-
-
-def _bench_speed(composer, sizes, steps, scheduler, repeats, out: Path, command: str) -> None:
-    from mcdm.bench import bench as run_bench, machine, markdown, plot
-    from mcdm.demo import EXAMPLES, example_inputs
-    from mcdm.eval.evaluate import changed_settings
-
-    inputs = example_inputs(EXAMPLES / "face-0", list(composer.models))
-    # the floor computes MCDM against the shared prior: time mcdm on the same formula, whatever the defaults
-    with changed_settings(composer, [(m, "baseline", "shared") for m in composer.models]):
-        timings = run_bench(composer, inputs, batch_sizes=sizes, steps=steps, scheduler=scheduler, repeats=repeats,
-                            progress=click.echo)
-    (out / "bench.md").write_text(markdown(timings, machine(), command))
-    (out / "bench.json").write_text(json.dumps({"machine": machine(), "command": command,
-                                                "timings": [t.row() for t in timings]}, indent=2) + "\n")
-    plot(timings, out / "latency.png")
-    click.echo(f"wrote {out / 'bench.md'}, {out / 'bench.json'} and {out / 'latency.png'}")
+        click.echo(quality_report(composer, Judges.load(resolve(judges)), n=quality_n, out=out, command=command))
 
 
 @cli.command()

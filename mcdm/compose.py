@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal, Mapping, Sequence
 import warnings
 
@@ -40,6 +42,19 @@ Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 REQUEST_SETTINGS = ("weight", "start", "end", "baseline", "weight_map")
 """The ModalityConfig fields a request may overlay (``settings=``); ``path`` belongs to the composition."""
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a request to a Composer gets for what it leaves out: the composition's sampler settings, method and
+    each modality's settings (``settings`` is read-only; a request changes them with ``settings=``)."""
+
+    scheduler: str
+    steps: int
+    corrector_steps: int
+    corrector_size: float
+    method: MethodConfig
+    settings: Mapping[str, ModalityConfig]
 
 
 class Composer:
@@ -82,12 +97,9 @@ class Composer:
         self.models = {name: EpsModel(m, self.device) for name, m in models.items()}
         self.fused = self._fusion_groups(fuse, compile)
         self.modalities = {name: self.plugins.modality(name) for name in models}
-        self.settings = {name: (settings or {}).get(name, ModalityConfig(path="")) for name in models}
-        self.scheduler_name = scheduler
-        self.default_steps = steps
-        self.corrector = {"corrector_steps": corrector_steps, "corrector_size": corrector_size}
+        self.defaults = Defaults(scheduler, steps, corrector_steps, corrector_size, method, MappingProxyType(
+            {name: (settings or {}).get(name, ModalityConfig(path="")) for name in models}))
         self.prior_mixture = self._check_mixture(dict(prior_mixture or {}))
-        self.method = method
         self.sample_size = prior.denoiser.sample_size
         self.channels = prior.denoiser.image_channels
         self.schedule_config = prior.schedule_config
@@ -102,6 +114,14 @@ class Composer:
         variant = copy.copy(self)
         variant.fused = self._fusion_groups(fuse)
         return variant
+
+    def with_models(self, models: Mapping[str, LoadedModel]) -> "Composer":
+        """A composer of this one's (already loaded) prior and sampler defaults over other modality models, each
+        with the default settings (e.g. the joint oracle beside a composition, ``mcdm eval --oracle``)."""
+        d = self.defaults
+        return Composer(self.prior.model, models, scheduler=d.scheduler, steps=d.steps,
+                        corrector_steps=d.corrector_steps, corrector_size=d.corrector_size, method=d.method,
+                        plugins=self.plugins, device=self.device, precision=self.precision, vae=self.latent)
 
     def _fusion_groups(self, fuse: Fuse, compile: bool = False) -> dict:
         """Models of one architecture as one vmapped call per step (mcdm.fused); "auto": not on the CPU."""
@@ -177,28 +197,30 @@ class Composer:
         e.g. ``{"text": {"weight": -1, "start": 0.2, "baseline": "own"}}``.
         ``corrector_steps`` / ``corrector_size``: Langevin steps after each sampler step [composition default].
         ``method``: particles, balanced AND, OR, MALA (:class:`mcdm.methods.MethodConfig`) [composition default];
-        ``trace`` (a :class:`mcdm.methods.Trace`) records the particles' ESS and MALA's acceptance.
+        ``trace`` (a :class:`mcdm.methods.Trace`) records the particles' ESS, MALA's acceptance and the network
+        evaluations.
         """
-        method = self.method if method is None else method
-        corrector_steps = self.corrector["corrector_steps"] if corrector_steps is None else corrector_steps
-        scheduler = self.scheduler_name if scheduler is None else check_name(scheduler, "scheduler")
+        d = self.defaults
+        method = d.method if method is None else method
+        corrector_steps = d.corrector_steps if corrector_steps is None else corrector_steps
+        scheduler = d.scheduler if scheduler is None else check_name(scheduler, "scheduler")
         sched = make_scheduler(scheduler, self.schedule_config)
-        steps = check_steps(self.default_steps if steps is None else steps,
-                            int(self.schedule_config["num_train_timesteps"]), scheduler)
+        steps = check_steps(d.steps if steps is None else steps, int(self.schedule_config["num_train_timesteps"]),
+                            scheduler)
         generator = torch.Generator("cpu").manual_seed(check_seed(seed))
-        self._check_batch_fits(conditions, num_images, method.particles)
+        self._check_batch_fits(conditions, num_images, settings, method.particles)
         predictor = self.predictor(conditions, num_images=num_images, weights=weights, settings=settings,
                                    particles=method.particles)
         check_method(method, [_facts(term) for term in predictor.terms], corrector_steps=corrector_steps,
                      prior_mixture=bool(self.prior_mixture))
         size = predictor.batch_size // method.particles
         try:
-            with self._autocast():
+            with self._autocast(), self._counting(trace):
                 x = sample(
                     predictor, sched, shape=(size, self.channels, self.sample_size, self.sample_size),
                     steps=steps, generator=generator, device=self.device,
                     progress=progress, callback=callback, corrector_steps=corrector_steps,
-                    corrector_size=self.corrector["corrector_size"] if corrector_size is None else corrector_size,
+                    corrector_size=d.corrector_size if corrector_size is None else corrector_size,
                     method=method, trace=trace,
                 )
                 if self.latent is not None:
@@ -255,11 +277,12 @@ class Composer:
         Returns new ModalityConfig values (``dataclasses.replace``): the Composer itself never changes.
         ``given``: the request's conditions; settings for a modality without one are an error, as for weights.
         """
-        merged = dict(self.settings)
+        defaults = self.defaults.settings
+        merged = dict(defaults)
         for name, changes in (overlay or {}).items():
-            if name not in self.settings:
+            if name not in defaults:
                 raise UnknownNameError(f"settings given for {name!r}, which is not in this composition; "
-                                       f"it has: {', '.join(self.settings) or 'none'}")
+                                       f"it has: {', '.join(defaults) or 'none'}")
             if given is not None and name not in given:
                 raise UnknownNameError(f"settings given for {name!r}, which has no condition in this request")
             unknown = sorted(set(changes) - set(REQUEST_SETTINGS))
@@ -267,19 +290,24 @@ class Composer:
                 raise ConfigError(f"settings for {name!r}: unknown key {unknown[0]!r}; a request may set "
                                   f"{', '.join(REQUEST_SETTINGS)}")
             try:
-                merged[name] = _checked_setting(name, dataclasses.replace(self.settings[name], **changes))
+                merged[name] = _checked_setting(name, dataclasses.replace(defaults[name], **changes))
             except ArgumentError as exc:  # ModalityConfig's own check of the weight and the window
                 raise ArgumentError(f"settings for {name!r}: {exc}") from None
         return merged
 
-    def _check_batch_fits(self, conditions, num_images: int | None, particles: int = 1) -> None:
-        """Refuse, before any tensor is built, a batch that cannot fit in memory (each image's ``particles``)."""
+    def _check_batch_fits(self, conditions, num_images: int | None, overlay: Mapping[str, Mapping[str, Any]] | None,
+                          particles: int = 1) -> None:
+        """Refuse, before any tensor is built, a batch that cannot fit in memory (each image's ``particles``; a
+        modality on its own baseline, in the composition or in the request's ``overlay``, costs a call more)."""
         if isinstance(conditions, Mapping):
             size, names = (1 if num_images is None else check_count(num_images, "num_images")), list(conditions)
         else:
             _check_per_image(conditions)
             size, names = len(conditions), list(conditions[0])
-        own = sum(1 for name in names if name in self.settings and self.settings[name].baseline is Baseline.OWN)
+        baselines = {name: setting.baseline for name, setting in self.defaults.settings.items()}
+        baselines.update({name: changes["baseline"] for name, changes in (overlay or {}).items()
+                          if "baseline" in changes})
+        own = sum(1 for name in names if baselines.get(name) == Baseline.OWN)  # "own" as a request writes it too
         check_num_images(size, max(1, max_images(self.sample_size, self.channels, 1 + len(names) + own) // particles))
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
@@ -334,6 +362,24 @@ class Composer:
             window=TimeWindow(setting.start, setting.end),
             baseline=setting.baseline,
         )
+
+    @contextlib.contextmanager
+    def _counting(self, trace: Trace | None):
+        """Count into ``trace.network_images`` the images every network evaluation of this composer's models
+        takes (a batch of B counts B)."""
+        if trace is None:
+            yield
+            return
+
+        def count(module, args):
+            trace.network_images += args[0].shape[0]
+
+        handles = [model.denoiser.register_forward_pre_hook(count) for model in (self.prior, *self.models.values())]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _autocast(self):
         if self.precision == "fp32":

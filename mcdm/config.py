@@ -22,7 +22,7 @@ from mcdm.validate import check_count, check_scheduler_name, check_weight
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModalityConfig:
     """One modality model in a composition. ``path`` is relative to the composition file's folder."""
 
@@ -39,7 +39,7 @@ class ModalityConfig:
             raise ArgumentError(f"time window needs 0 <= start <= end <= 1, got [{self.start}, {self.end}]")
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompositionConfig:
     """A prior plus modality models and the default sampler settings."""
 

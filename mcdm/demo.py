@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from mcdm.compose import Composer
 from mcdm.errors import ConditionError
 from mcdm.imageio import save_png_atomic
+from mcdm.modality import InputKind, InputSpec
 
 EXAMPLES = Path(__file__).resolve().parent / "demo-inputs"
 CELL = 96  # pixels per cell: 32x32 samples shown at 3x
@@ -43,9 +44,10 @@ def run_demo(model: str = "synthfaces-32", out: Path = Path("mcdm-demo.png"), *,
     if not faces:
         raise ConditionError(f"no example inputs under {examples}: expected face-*/ folders")
     composer = Composer.from_pretrained(model)
-    modalities = list(composer.models)
+    modalities = list(composer.modalities)
+    specs = {name: composer.modalities[name].input_spec for name in modalities}
     subsets = [combo for k in range(1, len(modalities) + 1) for combo in itertools.combinations(modalities, k)]
-    headers = [*modalities, "held-out face", *(" + ".join(_short(m) for m in s) for s in subsets)]
+    headers = [*modalities, "held-out face", *(" + ".join(_short(m, specs[m]) for m in s) for s in subsets)]
     sheet = Image.new("RGB", (CELL * len(headers), HEADER + CELL * len(faces)), "white")
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=11)
@@ -57,7 +59,8 @@ def run_demo(model: str = "synthfaces-32", out: Path = Path("mcdm-demo.png"), *,
     if missing:
         raise ConditionError(f"example inputs missing under {examples}: {', '.join(missing)} (.png or .txt)")
     for row, face in enumerate(faces):
-        tiles = [_input_tile(name, inputs[row][name], font) for name in modalities] + [_image_tile(face / "reference.png")]
+        tiles = [_input_tile(inputs[row][name], specs[name], font) for name in modalities]
+        tiles.append(_image_tile(face / "reference.png"))
         for column, tile in enumerate(tiles):
             sheet.paste(tile, (column * CELL, HEADER + row * CELL))
     for column, subset in enumerate(tqdm(subsets, desc="demo", disable=not progress), start=len(modalities) + 1):
@@ -69,8 +72,9 @@ def run_demo(model: str = "synthfaces-32", out: Path = Path("mcdm-demo.png"), *,
     return save_png_atomic(sheet, out)
 
 
-def _short(name: str) -> str:
-    return {"segmentation": "mask"}.get(name, name)
+def _short(name: str, spec: InputSpec | None) -> str:
+    """A modality's name in the subsets' headers: a label map is "mask" there (the headers stay two lines)."""
+    return "mask" if spec is not None and spec.kind is InputKind.LABEL_MAP else name
 
 
 def _image_tile(path: Path) -> Image.Image:
@@ -79,15 +83,24 @@ def _image_tile(path: Path) -> Image.Image:
     return Image.open(path).convert("RGB").resize((CELL, CELL), Image.NEAREST)
 
 
-def _input_tile(name: str, value: object, font) -> Image.Image:
-    """A picture of one input: label maps in the CelebAMask-HQ palette (unknown grey), text wrapped."""
+def _input_tile(value: object, spec: InputSpec | None, font) -> Image.Image:
+    """A picture of one input: a label map in its labels' colours (unknown grey), text wrapped."""
     if isinstance(value, str) and not value.endswith(".png"):
         tile = Image.new("RGB", (CELL, CELL), "white")
         ImageDraw.Draw(tile).multiline_text((3, 3), textwrap.fill(value, 17), fill="black", font=font, spacing=1)
         return tile
     image = Image.open(value)
-    if name == "segmentation":
-        from mcdm.data.labels import colorize_mask
-
-        image = Image.fromarray(colorize_mask(np.asarray(image)))
+    if spec is not None and spec.kind is InputKind.LABEL_MAP:
+        image = Image.fromarray(_coloured(np.asarray(image), spec))
     return image.convert("RGB").resize((CELL, CELL), Image.NEAREST)
+
+
+def _coloured(ids: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """An id map as HxWx3 uint8 in the colours of its modality's labels, its unknown id grey."""
+    from mcdm.data.labels import UNKNOWN_COLOR
+
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    for label in spec.labels:
+        lut[label.id] = label.color
+    lut[spec.unknown] = UNKNOWN_COLOR
+    return lut[ids.astype(np.uint8)]

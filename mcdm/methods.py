@@ -95,12 +95,14 @@ class MethodConfig:
 
 @dataclass
 class Trace:
-    """What a method did, filled in by the loop: the particles' ESS fraction at each active step (before any
-    resampling), how often they were resampled, and each corrector chain's acceptance rate (MALA)."""
+    """What a request did, filled in by the loop: the particles' ESS fraction at each active step (before any
+    resampling), how often they were resampled, and each corrector chain's acceptance rate (MALA); and by the
+    Composer: the images every network evaluation took (a batch of B counts B)."""
 
     ess: list[float] = field(default_factory=list)
     resamplings: int = 0
     acceptance: list[float] = field(default_factory=list)
+    network_images: int = 0
 
 
 @dataclass(frozen=True)

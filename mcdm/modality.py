@@ -142,9 +142,16 @@ class Modality(ABC):
 
     name: ClassVar[str]
     denoiser_type: ClassVar[str]
-    summary: ClassVar[str] = ""
     input_spec: ClassVar[InputSpec | None] = None
     """The page's input component (see InputSpec); None: a file upload only, read by ``prepare``."""
+    face_part: ClassVar[str | None] = None
+    """The part of a synthetic face (``mcdm.data`` FaceSample) this modality's input is: ``"sketch"``, ``"mask"`` or
+    ``"caption"``. ``mcdm eval`` gives it that part of each held-out face, whole or partial (``mcdm.eval.inputs``),
+    and the figure that part is scored by is the one it controls. None: the evaluation reads the face through
+    ``condition_from_sample`` and scores no figure for it."""
+    combines: ClassVar[tuple[str, ...]] = ()
+    """Modalities whose inputs this one takes together, as one mapping ``{name: input}`` (the joint oracle):
+    ``mcdm eval`` gives it each one's input and credits it with each one's figure."""
 
     @abstractmethod
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:

@@ -18,7 +18,10 @@ from pathlib import Path
 from safetensors import safe_open
 
 from mcdm.checkpoint import write_checksums
-from mcdm.eval.evaluate import FIGURE_OF, markdown_table
+from mcdm.eval.inputs import face_parts
+from mcdm.eval.scoring import PART_FIGURE
+from mcdm.eval.tables import markdown_table
+from mcdm.plugins import make_plugin_manager
 
 TARGETS = {"mask_iou": 0.75, "edge_f1": 0.6, "attribute_accuracy": 0.85}
 CEILING_SHARE = 0.9  # the segmentation target may instead be 90% of the judge's ceiling
@@ -119,13 +122,21 @@ def half_storage_note(composition: Path) -> str:
             "`scripts/package_pretrained.py --check-half`)")
 
 
+def modality_parts(results: dict) -> dict[str, tuple[str, ...]]:
+    """The face parts of the modalities the results' rows name, as their plugins declare them."""
+    return face_parts(make_plugin_manager(), dict.fromkeys(m for row in results["rows"] for m in row["modalities"]))
+
+
 def checks(results: dict) -> list[str]:
     """The targets, each with its measured figure and whether it holds."""
     rows = {row["name"]: row for row in results["rows"]}
     ceiling = results["ceiling"]
-    single = {m: rows[m]["figures"][f] for m, f in FIGURE_OF.items() if m in rows}
+    parts = modality_parts(results)
+    # the modalities of one face part each, in PART_FIGURE's order: mask, sketch, caption
+    figure_of = {m: figure for part, figure in PART_FIGURE.items() for m, given in parts.items() if given == (part,)}
+    single = {m: rows[m]["figures"][f] for m, f in figure_of.items() if m in rows}
     lines = []
-    for modality, figure in FIGURE_OF.items():
+    for modality, figure in figure_of.items():
         if modality not in rows:
             continue
         value, target = single[modality], TARGETS[figure]
@@ -135,7 +146,7 @@ def checks(results: dict) -> list[str]:
                      f"{ceiling[figure]:.3f}): {'holds' if held else 'NOT MET'}.")
     widest = max(results["rows"], key=lambda row: len(row["modalities"]))
     for modality in widest["modalities"]:
-        figure = FIGURE_OF.get(modality)
+        figure = figure_of.get(modality)
         if figure is None:
             continue
         value = widest["figures"][figure]
@@ -164,7 +175,7 @@ def write_card(composition: Path, results: dict, command: str, hardware: str, no
         "**test** split (never used in training) and scores it against that face's sketch, mask and first caption "
         "with the judges in `pretrained/judges-32` (see their card). The first row scores the real faces "
         "themselves: the judges' ceiling. Bold: the figure a row's own modalities control.",
-        markdown_table(results).strip(),
+        markdown_table(results, modality_parts(results)).strip(),
         "Targets:\n" + "\n".join(checks(results)),
         "## Limits",
         "32x32 synthetic faces only; the judges that score them are themselves small networks (their ceilings "

@@ -53,3 +53,24 @@ def test_steps_vs_quality_scores_each_setting(make_model, plugins):
     rows = steps_vs_quality(composer, judges, n=2, settings=(("ddim", 3), ("dpm++", 2)))
     assert [(r["scheduler"], r["steps"], r["n"]) for r in rows] == [("ddim", 3, 2), ("dpm++", 2, 2)]
     assert "| dpm++ | 2 |" in quality_markdown(rows)
+
+
+def test_bench_times_mcdm_on_the_floor_s_formula_whatever_the_composition_s_baselines(toy_composer, monkeypatch):
+    """The floor takes every difference against the shared prior: each request mcdm is timed on says so too."""
+    from mcdm.combine import Baseline
+    from mcdm.compose import Composer
+    from mcdm.config import ModalityConfig
+
+    composer = toy_composer(names=("toy_a",), settings={"toy_a": ModalityConfig(path="", baseline=Baseline.OWN)})
+    asked, generate = [], Composer.generate_tensor
+
+    def recorded(self, conditions, **kwargs):
+        if conditions:  # the prior alone has no baseline to set
+            asked.append(self.request_settings(kwargs.get("settings")))
+        return generate(self, conditions, **kwargs)
+
+    monkeypatch.setattr(Composer, "generate_tensor", recorded)
+    bench(composer, {"toy_a": MAPS["toy_a"]}, batch_sizes=(1,), steps=1, repeats=1, progress=lambda _: None)
+    assert len(asked) == 2 * 2  # N = 1: unfused and fused, warm-up and one repeat
+    assert all(settings["toy_a"].baseline is Baseline.SHARED for settings in asked)
+    assert composer.defaults.settings["toy_a"].baseline is Baseline.OWN  # the composer itself is as it was

@@ -56,3 +56,13 @@ def test_demo_reads_other_inputs_and_refuses_a_folder_without_faces_in_one_line(
     (tmp_path / "mine" / "face-0" / "toy_a.png").unlink()
     result = run("--inputs", tmp_path / "mine", "--out", tmp_path / "never.png")
     assert "example inputs missing under" in result.output and "face-0/toy_a (.png or .txt)" in result.output
+
+
+def test_a_label_map_input_is_drawn_in_its_labels_colours():
+    from mcdm.data.labels import colorize_mask
+    from mcdm.demo import _coloured
+    from mcdm.plugins import make_plugin_manager
+
+    spec = make_plugin_manager().modality("segmentation").input_spec
+    ids = np.asarray(Image.open(EXAMPLES / "face-0" / "segmentation.png"))
+    assert np.array_equal(_coloured(ids, spec), colorize_mask(ids))  # the dataset's palette, unknown grey

@@ -28,10 +28,10 @@ def test_an_overlay_samples_exactly_what_a_composition_with_those_settings_sampl
 
 def test_an_overlay_leaves_the_composer_as_it_was(toy_composer):
     composer = toy_composer(names=("toy_a", "toy_b"))
-    before = dict(composer.settings)
+    before = composer.defaults
     plain = generate(composer)
     generate(composer, settings={"toy_a": {"weight": 3.0, "baseline": "own"}})
-    assert composer.settings == before
+    assert composer.defaults == before
     assert torch.equal(generate(composer), plain)
 
 
@@ -65,3 +65,45 @@ def test_a_weight_given_in_weights_and_settings_is_refused(toy_composer):
     with pytest.raises(ConfigError, match="weight of 'toy_a' given twice"):
         composer.generate_tensor({"toy_a": MAPS["toy_a"]}, steps=1, progress=False, weights={"toy_a": 2.0},
                                  settings={"toy_a": {"weight": 3.0}})
+
+
+def test_the_composition_s_settings_are_frozen_values(toy_composer):
+    import dataclasses
+
+    from mcdm.config import CompositionConfig, load_config
+
+    config = load_config(CompositionConfig, overrides=["prior=p", "modalities.toy_a.path=a", "steps=7"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.steps = 3
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.modalities["toy_a"].weight = 2.0
+    composer = toy_composer(names=("toy_a",))
+    with pytest.raises(TypeError):  # the defaults' settings are a read-only mapping
+        composer.defaults.settings["toy_a"] = ModalityConfig(path="", weight=5.0)
+
+
+def test_an_own_baseline_asked_for_by_a_request_counts_against_the_batch_memory(toy_composer, monkeypatch):
+    """Each own baseline is one more network call per step; a request's overlay costs what a composition's does."""
+    from mcdm import compose
+
+    calls = []
+    monkeypatch.setattr(compose, "max_images", lambda size, channels, per_step: calls.append(per_step) or 64)
+    composer = toy_composer(names=("toy_a",))
+    composer.generate_tensor({"toy_a": MAPS["toy_a"]}, steps=1, progress=False)
+    composer.generate_tensor({"toy_a": MAPS["toy_a"]}, steps=1, progress=False,
+                             settings={"toy_a": {"baseline": "own"}})
+    assert calls == [2, 3]
+
+
+def test_with_models_keeps_the_prior_and_sampler_defaults_and_gives_new_models_default_settings(
+        toy_composer, make_model, plugins):
+    from mcdm.checkpoint import load_model
+    from mcdm.methods import MethodConfig
+
+    composer = toy_composer(names=("toy_a",), scheduler="ddim", corrector_steps=1, method=MethodConfig(),
+                            settings={"toy_a": ModalityConfig(path="", weight=2.0)})
+    other = composer.with_models({"toy_b": load_model(make_model("toy_b", seed=2), plugins)})
+    assert list(other.modalities) == ["toy_b"] and list(composer.modalities) == ["toy_a"]
+    assert other.prior.model is composer.prior.model
+    assert (other.defaults.scheduler, other.defaults.steps, other.defaults.corrector_steps) == ("ddim", 3, 1)
+    assert other.defaults.settings["toy_b"] == ModalityConfig(path="")

@@ -63,8 +63,8 @@ def test_the_doc_names_every_hook_and_the_whole_modality_contract():
 
     text = DOC.read_text()
     hooks = [n for n in dir(mcdm.hookspecs) if n.startswith("register_")]
-    members = ["name", "summary", "prepare", "null_condition", "weight_map", "denoiser_type", "denoiser_config",
-               "condition_from_sample", "input_spec", "caption_scorer"]
+    members = ["name", "prepare", "null_condition", "weight_map", "denoiser_type", "denoiser_config",
+               "condition_from_sample", "input_spec", "face_part", "combines", "caption_scorer"]
     assert set(members) >= {n for n in vars(Modality) if not n.startswith("_")}
     for name in hooks + members + ["MCDM_STRICT_PLUGINS", "ModalityConformance", "mcdm plugins"]:
         assert name in text, f"docs/writing-a-plugin.md does not mention {name}"

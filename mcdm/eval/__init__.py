@@ -1,5 +1,8 @@
 """Evaluation: metrics (``mcdm.eval.metrics``) and the judges that read generated faces (``mcdm.eval.judges``).
 
+``mcdm.eval.run.run_eval`` is ``mcdm eval`` as one call: it builds the rows (``rows``), generates them
+(``evaluate``), scores them (``scoring``) and writes the tables (``tables``) and pictures (``pictures``).
+
 Names are imported on first use, so ``import mcdm.eval`` imports neither torch nor scipy.
 ``mcdm train judges`` (``mcdm.eval.train_judges``) trains the judges.
 """

@@ -1,7 +1,7 @@
 """What a held-out face gives each modality, whole or partial, and what a sample is then scored against.
 
-An *input variant* turns a face into :class:`Targets`: the raw inputs handed to the modalities, and the
-references the judges compare a sample with.
+An *input variant* turns a face into :class:`Targets`: the face parts handed to the modalities (each modality
+declares the part its input is, ``Modality.face_part``), and the references the judges compare a sample with.
 
 - ``full``: the whole sketch, the whole mask, the face's first caption.
 - ``partial``: half of the mask unknown (one rectangle of half the image), half of the sketch's strokes
@@ -19,7 +19,7 @@ Variants are reproducible: each face's partial inputs come from a generator seed
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -27,24 +27,28 @@ from mcdm.data.captions import partial_caption
 from mcdm.data.labels import UNKNOWN
 from mcdm.data.partial import erase_strokes, random_box, upper_face_region
 from mcdm.data.sample import FaceSample
+from mcdm.errors import ConfigError
 
 SCORED_ATTRIBUTES = ("hair_color", "eyeglasses", "smiling", "hat", "beard")
 
 
 @dataclass(frozen=True)
 class Targets:
-    """The raw inputs for the built-in modalities and the references a sample is scored against."""
+    """The face parts given to the modalities that declare them (``Modality.face_part``) and the references a
+    sample is scored against."""
 
-    sketch: np.ndarray  # given to the sketch modality
-    mask: np.ndarray  # given to the segmentation modality; UNKNOWN pixels are not scored
-    caption: str  # given to the text modality; its stated attributes are scored
+    sketch: np.ndarray  # the "sketch" part
+    mask: np.ndarray  # the "mask" part; UNKNOWN pixels are not scored
+    caption: str  # the "caption" part; its stated attributes are scored
     edge_reference: np.ndarray  # the sketch a sample's edges are compared with
     edge_region: np.ndarray | None = None  # where edges are scored (None: everywhere)
 
-    def raw(self, modality: str):
-        """The raw input of a built-in modality, or of the joint oracle (all three in one mapping); else None."""
-        parts = {"sketch": self.sketch, "segmentation": self.mask, "text": self.caption}
-        return parts if modality == "joint" else parts.get(modality)
+    def part(self, name: str):
+        """The raw input of face part ``name``: "sketch", "mask" or "caption"."""
+        parts = {"sketch": self.sketch, "mask": self.mask, "caption": self.caption}
+        if name not in parts:
+            raise ConfigError(f"unknown face part {name!r}; a face gives {', '.join(parts)}")
+        return parts[name]
 
 
 def full_inputs(face: FaceSample, rng: np.random.Generator) -> Targets:
@@ -78,6 +82,18 @@ INPUT_VARIANTS: dict[str, Callable[[FaceSample, np.random.Generator], Targets]] 
     "upper face": upper_face_inputs,
     "eyeglasses": eyeglasses_inputs,
 }
+
+
+def face_parts(plugins, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The face parts each named modality is given in the evaluation, from what its class declares: its
+    ``face_part``, or those of the modalities it ``combines``; () for one that reads faces otherwise."""
+    def parts(name: str) -> tuple[str, ...]:
+        modality = plugins.modality(name)
+        if modality.combines:
+            return tuple(part for combined in modality.combines for part in parts(combined))
+        return () if modality.face_part is None else (modality.face_part,)
+
+    return {name: parts(name) for name in names}
 
 
 def targets_for(faces: list[FaceSample], variant: str, seed: int = 0) -> list[Targets]:

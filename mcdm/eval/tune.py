@@ -13,8 +13,10 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from mcdm.data.synthfaces import SynthFaces
-from mcdm.eval.evaluate import FIGURE_OF, Row, generate_row, score
-from mcdm.eval.inputs import targets_for
+from mcdm.eval.evaluate import generate_row
+from mcdm.eval.inputs import face_parts, targets_for
+from mcdm.eval.rows import Row
+from mcdm.eval.scoring import PART_FIGURE, score
 
 VALIDATION_START = 100_000
 GRID = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -37,14 +39,16 @@ def tune_weights(composer, judges, modalities: Sequence[str], *, n: int = 32, gr
         bar.update(1)
         return score(generate_row(composer, row, faces, targets, **run), targets, judges)
 
-    controlled = [m for m in modalities if m in FIGURE_OF]
+    parts = face_parts(composer.plugins, modalities)
+    figure_of = {m: PART_FIGURE[parts[m][0]] for m in modalities if len(parts[m]) == 1}  # what each controls
+    controlled = list(figure_of)
     trials_planned = len(controlled) + 1 + sum(len(grid) - (1.0 in grid) for _ in modalities)
     bar = tqdm(total=trials_planned, desc="tuning weights", disable=not progress)
-    single = {m: figures(Row(m, (m,)))[FIGURE_OF[m]] for m in controlled}
+    single = {m: figures(Row(m, (m,)))[figure_of[m]] for m in controlled}
 
     def objective(weights: dict[str, float]) -> float:
-        got = figures(Row("tuning", tuple(modalities), weights=tuple(weights.items())))
-        return min(got[FIGURE_OF[m]] / max(single[m], 1e-9) for m in controlled)
+        got = figures(Row("tuning", tuple(modalities), weights=weights))
+        return min(got[figure_of[m]] / max(single[m], 1e-9) for m in controlled)
 
     best = {m: 1.0 for m in modalities}
     trials = [{"weights": dict(best), "objective": objective(best)}]

@@ -70,7 +70,7 @@ class Server:
         self.specs = {name: getattr(m, "input_spec", None) for name, m in composer.modalities.items()}
         for name, spec in self.specs.items():
             _check_spec(name, spec)
-        self.examples = held_out_examples(list(composer.models), workdir / "examples", composer.sample_size)
+        self.examples = held_out_examples(list(composer.modalities), workdir / "examples", composer.sample_size)
         self._folders: deque[Path] = deque()
 
     # --- one request ------------------------------------------------------------------------------
@@ -219,12 +219,12 @@ def build_app(server: Server):
     composer = server.composer
     controls: list[Controls] = []
     with gr.Blocks(title=f"mcdm: {server.config.name}", analytics_enabled=False) as app:
-        gr.Markdown(f"# mcdm · {server.config.name}\nCompose {', '.join(composer.models) or 'the prior'} at "
+        gr.Markdown(f"# mcdm · {server.config.name}\nCompose {', '.join(composer.modalities) or 'the prior'} at "
                     f"sampling time (eps* = eps_u + sum_i w_i (eps_i - b_i)); any subset of the inputs, "
                     f"{composer.sample_size}x{composer.sample_size} images.")
         with gr.Row():
             with gr.Column(scale=3):
-                for name in composer.models:
+                for name in composer.modalities:
                     controls.append(_modality_controls(gr, server, name))
             with gr.Column(scale=2):
                 globals_ = _global_controls(gr, server)
@@ -291,8 +291,8 @@ def build_app(server: Server):
 
 def _modality_controls(gr, server: Server, name: str) -> Controls:
     spec = server.specs[name]
-    setting = server.composer.settings[name]
-    summary = type(server.composer.modalities[name]).summary
+    setting = server.composer.defaults.settings[name]
+    summary = server.composer.plugins.modalities[name].summary  # as registered, what `mcdm plugins` prints
     value = upload = None
     with gr.Group(elem_id=f"modality-{name}"):
         on = gr.Checkbox(value=True, label=f"{name}: {summary}" if summary else name, elem_id=f"{name}-on")
@@ -336,22 +336,22 @@ def _modality_controls(gr, server: Server, name: str) -> Controls:
 
 
 def _global_controls(gr, server: Server) -> dict[str, Any]:
-    composer = server.composer
+    defaults = server.composer.defaults
     with gr.Group():
         with gr.Row():
-            scheduler = gr.Dropdown(list(SCHEDULERS), value=composer.scheduler_name, label="scheduler",
+            scheduler = gr.Dropdown(list(SCHEDULERS), value=defaults.scheduler, label="scheduler",
                                     elem_id="scheduler")
-            steps = gr.Slider(1, MAX_STEPS, value=min(composer.default_steps, MAX_STEPS), step=1, label="steps",
+            steps = gr.Slider(1, MAX_STEPS, value=min(defaults.steps, MAX_STEPS), step=1, label="steps",
                               elem_id="steps")
         with gr.Row():
             seed = gr.Number(0, precision=0, minimum=0, label="seed", elem_id="seed")
             num_images = gr.Slider(1, MAX_IMAGES, value=4, step=1, label="images", elem_id="num-images")
         # the composition methods generate_tensor offers per request
         with gr.Row():
-            corrector_steps = gr.Slider(0, 20, value=composer.corrector["corrector_steps"], step=1,
+            corrector_steps = gr.Slider(0, 20, value=defaults.corrector_steps, step=1,
                                         label="Langevin corrector steps (ULA) per sampler step",
                                         elem_id="corrector-steps")
-            corrector_size = gr.Number(composer.corrector["corrector_size"], minimum=1e-6,
+            corrector_size = gr.Number(defaults.corrector_size, minimum=1e-6,
                                        label="corrector step size (fraction of sigma_t^2)", elem_id="corrector-size")
     return {"scheduler": scheduler, "steps": steps, "seed": seed, "num_images": num_images,
             "corrector_steps": corrector_steps, "corrector_size": corrector_size}

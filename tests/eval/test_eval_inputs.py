@@ -51,3 +51,26 @@ def test_variants_are_reproducible_and_differ_between_faces(faces):
 def test_an_unknown_variant_is_refused(faces):
     with pytest.raises(ValueError, match="unknown input variant 'half'"):
         targets_for(faces, "half")
+
+
+def test_each_modality_is_given_the_face_part_its_class_declares():
+    from types import SimpleNamespace
+
+    from mcdm.eval.evaluate import face_inputs
+    from mcdm.eval.inputs import face_parts
+    from mcdm.plugins import make_plugin_manager
+
+    plugins = make_plugin_manager()
+    names = ["sketch", "segmentation", "text", "joint"]
+    assert face_parts(plugins, names) == {"sketch": ("sketch",), "segmentation": ("mask",), "text": ("caption",),
+                                          "joint": ("sketch", "mask", "caption")}
+    face = SynthFaces(size=32, seed=0, split="test", length=1)[0]
+    for variant in ("full", "partial", "upper face", "eyeglasses"):
+        (targets,) = targets_for([face], variant)
+        given = face_inputs(face, targets, SimpleNamespace(plugins=plugins), names)
+        assert given["sketch"] is targets.sketch and given["segmentation"] is targets.mask
+        assert given["text"] == targets.caption
+        joint = given["joint"]  # the mapping of its parts' inputs, each as its own modality is given it
+        assert list(joint) == ["sketch", "segmentation", "text"]
+        assert joint["sketch"] is targets.sketch and joint["segmentation"] is targets.mask
+        assert joint["text"] == targets.caption

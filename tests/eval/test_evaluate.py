@@ -13,9 +13,12 @@ from PIL import Image
 from mcdm.checkpoint import save_model
 from mcdm.cli import cli
 from mcdm.compose import Composer
-from mcdm.eval.evaluate import (FIGURES, REALISM, drops_table, evaluate, markdown_table, methods_rows, methods_table,
-                                min_ratios, modality_drops,
-                                negation_rows, partial_input_rows, score, standard_rows, write_results)
+from mcdm.eval.evaluate import evaluate
+from mcdm.eval.inputs import face_parts
+from mcdm.eval.pictures import write_pictures
+from mcdm.eval.rows import methods_rows, negation_rows, partial_input_rows, standard_rows
+from mcdm.eval.scoring import FIGURES, REALISM, min_ratios, modality_drops, score
+from mcdm.eval.tables import drops_table, markdown_table, write_tables
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
 from mcdm.plugins import make_plugin_manager
 
@@ -92,7 +95,7 @@ def test_modality_drops_subtract_the_row_without_each_modality_in_the_same_form(
 
 
 def test_negation_rows_give_the_eyeglasses_caption_at_both_signs_and_forms():
-    rows = negation_rows(["sketch", "text"])
+    rows = negation_rows(["sketch", "text"], face_parts(make_plugin_manager(), ["sketch", "text"]))
     assert [r.name for r in rows] == ["prior", "text at +1, shared baseline", "text at +1, own baseline",
                                       "text at -1, shared baseline", "text at -1, own baseline"]
     assert {r.inputs for r in rows} == {"eyeglasses"}
@@ -118,7 +121,7 @@ def test_score_gives_each_captioned_attribute_its_own_accuracy():
 def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
     composer = Composer.from_pretrained(composition)
     judges = Judges.load(composition / "judges")
-    rows = standard_rows(list(composer.models))
+    rows = standard_rows(list(composer.modalities))
     results = evaluate(composer, judges, rows, n=3, batch_size=2, reference=6, diversity_faces=2,
                        diversity_samples=2, progress=False)
     assert [r["name"] for r in results["rows"]] == [r.name for r in rows]
@@ -135,10 +138,12 @@ def test_evaluate_scores_every_row_on_the_same_faces(composition, tmp_path):
         assert row["figures"]["diversity"] > 0.0  # different seeds, different images
     assert results["ceiling"]["edge_f1"] == pytest.approx(1.0)  # a face's sketch is its own Canny edges
     assert all(images.shape == (3, 32, 32, 3) for images in results["samples"].values())
-    write_results(results, tmp_path / "out")
+    table = markdown_table(results, face_parts(composer.plugins, composer.modalities))
+    write_tables(results, tmp_path / "out", table)
+    write_pictures(results, tmp_path / "out")
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["n"] == 3 and "samples" not in saved and "real" not in saved
-    assert "3 held-out faces per row" in markdown_table(results)
+    assert "3 held-out faces per row" in table and (tmp_path / "out" / "results.md").read_text() == table
     assert (tmp_path / "out" / "samples.png").is_file() and (tmp_path / "out" / "figures.png").is_file()
     with Image.open(tmp_path / "out" / "composed_vs_real.png") as sheet:  # two grids of 2x2 tiles of 64 px
         assert sheet.width > 4 * 64 and sheet.height > 2 * 64
@@ -157,15 +162,15 @@ def test_eval_command(composition, tmp_path):
 def test_partial_rows_change_their_inputs_and_options_and_leave_the_composer_as_it_was(composition):
     composer = Composer.from_pretrained(composition)
     judges = Judges.load(composition / "judges")
-    rows = partial_input_rows(list(composer.models))
+    rows = partial_input_rows(list(composer.modalities), face_parts(composer.plugins, composer.modalities))
     by_name = {row.name: row for row in rows}
     assert {"all (partial)", "all (partial), no weight map", "all (upper face), 1 corrector step",
             "all (upper face), sketch until t = 0.2T", "segmentation (partial)"} <= set(by_name)
     chosen = [by_name[name] for name in ("all (partial)", "all (partial), no weight map",
                                          "all (partial), 1 corrector step")]
-    before = dict(composer.settings)
+    before = composer.defaults
     results = evaluate(composer, judges, chosen, n=2, reference=4, diversity_faces=0, progress=False)
-    assert composer.settings == before
+    assert composer.defaults == before
     assert [row["inputs"] for row in results["rows"]] == ["partial"] * 3
     default, unweighted, _ = (results["samples"][row.name] for row in chosen)
     assert not np.array_equal(default, unweighted)  # the known-region weights matter for a half-known mask
@@ -204,7 +209,7 @@ def test_min_ratio_is_the_worst_modality_against_itself_alone():
                         row("segmentation", ("segmentation",), mask_iou=0.0),
                         row("all", ("sketch", "text", "segmentation"), sketch_gap=0.5, attribute_accuracy=0.8,
                             mask_iou=0.7)]}
-    min_ratios(results)
+    min_ratios(results, {"sketch": ("sketch",), "text": ("caption",), "segmentation": ("mask",)})
     ratios = [r["min_ratio"] for r in results["rows"]]
     assert ratios[:3] == [1.0, 1.0, pytest.approx(0.75)]  # text: 0.6 / 0.8 below the sketch's 0.45 / 0.5
     assert ratios[3:] == [None, None]  # no ratio to a figure of 0

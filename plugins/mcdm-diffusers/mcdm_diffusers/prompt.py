@@ -20,7 +20,6 @@ MAX_PROMPT_BYTES = 1024  # CLIP reads 77 tokens; a prompt of 1 KiB is far past t
 class PromptModality(Modality):
     name = "prompt"
     denoiser_type = "sd_unet"
-    summary = "a text prompt for a Stable Diffusion-family UNet"
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:
         """A string -> uint8 tensor (MAX_PROMPT_BYTES,). ``size`` is not used by text."""

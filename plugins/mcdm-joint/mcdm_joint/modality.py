@@ -31,7 +31,7 @@ PART_DROPOUT = 0.1  # each part is left out of a training condition this often, 
 class JointModality(Modality):
     name = MODALITY_NAME
     denoiser_type = DENOISER_TYPE
-    summary = "sketch, mask and caption together"
+    combines = PARTS
 
     def __init__(self, parts: Mapping[str, Modality]):
         """``parts``: the sketch, segmentation and text modalities (a plugin set's ``modality(name)``)."""

@@ -27,7 +27,7 @@ UNKNOWN_COLORS = (UNKNOWN_COLOR, (255, 255, 255))  # no palette entry is grey or
 class SegmentationModality(Modality):
     name = "segmentation"
     denoiser_type = "unet"
-    summary = "face-part label map, possibly partial"
+    face_part = "mask"
     input_spec = InputSpec(
         InputKind.LABEL_MAP,
         labels=tuple(Label(i, name, tuple(int(c) for c in CELEBAMASK_HQ_PALETTE[i])) for i, name in enumerate(LABELS)),

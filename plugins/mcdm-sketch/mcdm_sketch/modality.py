@@ -18,7 +18,7 @@ DRAWING_EXTREME_SHARE = 0.85
 class SketchModality(Modality):
     name = "sketch"
     denoiser_type = "unet"
-    summary = "line drawing or photo edges"
+    face_part = "sketch"
     input_spec = InputSpec(InputKind.IMAGE)  # a canvas: strokes drawn at any size, or an uploaded photo
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ PARTIAL_CAPTION_PROBABILITY = 0.3
 class TextModality(Modality):
     name = "text"
     denoiser_type = DENOISER_TYPE
-    summary = "a caption, cross-attended through a frozen CLIP text tower"
+    face_part = "caption"
     # captions in the wording the synthetic faces' captions use (mcdm.data.captions), so the model knows them
     input_spec = InputSpec(InputKind.TEXT, examples=(
         "This woman has blond hair and wears eyeglasses.",

@@ -21,7 +21,6 @@ NULL_LABEL = len(HAIR_COLORS)  # ids 0..4 are the colours, 5 is "none given"
 class HairModality(Modality):
     name = "hair"
     denoiser_type = DENOISER_TYPE
-    summary = "hair colour label"
     input_spec = InputSpec(InputKind.CHOICE, choices=HAIR_COLORS)
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:

@@ -27,7 +27,6 @@ PARTIAL_PROBABILITY = 0.3
 class TagsModality(Modality):
     name = "tags"
     denoiser_type = DENOISER_TYPE
-    summary = "attribute tags as tokens"
     input_spec = InputSpec(InputKind.TEXT, examples=("female, eyeglasses", "male, beard, hat", "smiling, bangs"))
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:

@@ -22,7 +22,6 @@ GRID = 8  # the thumbnail is GRID x GRID colour cells
 class ThumbnailModality(Modality):
     name = "thumbnail"
     denoiser_type = "unet"
-    summary = "coarse colour layout"
 
     def prepare(self, raw: Any, *, size: int) -> torch.Tensor:
         """A (4, size, size) float tensor: 3 colour channels in [-1, 1] and a "known" channel of ones."""

@@ -1,0 +1,108 @@
+"""``mcdm eval`` as one call: options in, results out.
+
+:func:`run_eval` loads the composition and the judges, builds the row set, adds the tuned and the joint oracle's
+rows, finds the composition's caption scorer, evaluates (``mcdm.eval.evaluate``) and writes the tables and
+pictures, each table again after every row so that a stopped run keeps its rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mcdm.checkpoint import load_model
+from mcdm.compose import Composer
+from mcdm.errors import ArgumentError
+from mcdm.eval.evaluate import evaluate
+from mcdm.eval.inputs import face_parts
+from mcdm.eval.judges import Judges
+from mcdm.eval.pictures import write_pictures
+from mcdm.eval.rows import SDE_STEPS, Row, methods_rows, negation_rows, partial_input_rows, standard_rows
+from mcdm.eval.tables import markdown_table, methods_table, write_tables
+from mcdm.eval.tune import tune_weights
+from mcdm.pretrained import given_by_path, resolve
+from mcdm.validate import check_scheduler_name, check_writable_folder
+
+RowSet = Literal["standard", "partial", "negation", "methods"]
+ROW_SETS: tuple[RowSet, ...] = ("standard", "partial", "negation", "methods")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """What ``mcdm eval`` takes (its options, same names): the models, the rows, the faces, where to write."""
+
+    model: str = "synthfaces-32"  # a composition name or folder
+    judges: str = "judges-32"  # a judges name or folder
+    n: int = 64  # held-out faces per row
+    steps: int | None = None  # sampling steps [composition default]
+    scheduler: str | None = None  # [composition default]
+    seed: int = 0
+    reference: int = 1000  # real held-out faces the Fréchet distance compares with
+    diversity_samples: int = 4  # samples per face (for 8 faces) the diversity figure compares; 0 or 1: none
+    rows: RowSet = "standard"
+    ddpm_steps: int = SDE_STEPS  # ddpm steps of the methods rows that need the stochastic sampler
+    tune: int = 0  # validation faces to tune weights on (an extra row); 0: no tuning
+    oracle: Path | None = None  # a joint model folder whose rows are added as the paired-data oracle's
+    out: Path = Path("mcdm-eval")
+    require_checksums: bool = False  # refuse model folders without a SHA256SUMS (always so for names)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``run_eval`` found: the results (``mcdm.eval.evaluate.evaluate``'s) and their Markdown table."""
+
+    results: dict
+    table: str
+
+
+def run_eval(options: EvalOptions, *, progress: bool = True) -> Evaluation:
+    """Evaluate as ``options`` say and write results.json, results.md and the pictures under ``options.out``."""
+    if options.rows not in ROW_SETS:
+        raise ArgumentError(f"rows must be one of {', '.join(ROW_SETS)}, got {options.rows!r}")
+    check_writable_folder(options.out, "--out")
+    if options.scheduler is not None:
+        check_scheduler_name(options.scheduler)
+    composer = Composer.from_pretrained(options.model, require_checksums=options.require_checksums)
+    judges = Judges.load(resolve(options.judges),
+                         require_checksums=options.require_checksums or not given_by_path(options.judges))
+    modalities = list(composer.modalities)
+    parts = face_parts(composer.plugins, modalities)
+    rows = {"standard": lambda: standard_rows(modalities), "partial": lambda: partial_input_rows(modalities, parts),
+            "negation": lambda: negation_rows(modalities, parts),
+            "methods": lambda: methods_rows(modalities, options.ddpm_steps)}[options.rows]()
+    tuning = None
+    if options.tune:
+        weights, trials = tune_weights(composer, judges, modalities, n=options.tune, steps=options.steps,
+                                       scheduler=options.scheduler, seed=options.seed, progress=progress)
+        tuning = {"weights": weights, "trials": trials}
+        label = ", ".join(f"{m} {w:g}" for m, w in weights.items())
+        baselines = "/".join(sorted({composer.defaults.settings[m].baseline.value for m in modalities}))
+        rows.append(Row(f"all, tuned weights ({label}), {baselines} baselines", tuple(modalities), weights=weights))
+    others = []
+    if options.oracle is not None:
+        joint = load_model(options.oracle, composer.plugins, name="joint oracle")
+        others.append(composer.with_models({joint.modality: joint}))
+        rows += [Row(f"joint oracle{'' if variant == 'full' else f' ({variant})'}", (joint.modality,), inputs=variant)
+                 for variant in dict.fromkeys(row.inputs for row in rows)]
+        parts = face_parts(composer.plugins, [*modalities, joint.modality])
+
+    def table(results: dict) -> str:
+        return methods_table(results) if options.rows == "methods" else markdown_table(results, parts)
+
+    results = evaluate(composer, judges, rows, n=options.n, steps=options.steps, scheduler=options.scheduler,
+                       seed=options.seed, reference=options.reference, diversity_samples=options.diversity_samples,
+                       clip_score=_caption_scorer(resolve(options.model), composer), others=others,
+                       progress=progress, on_row=lambda so_far: write_tables(so_far, options.out, table(so_far)))
+    if tuning is not None:
+        results["tuning"] = tuning
+    write_tables(results, options.out, table(results))
+    write_pictures(results, options.out)
+    return Evaluation(results, table(results))
+
+
+def _caption_scorer(composition: Path, composer):
+    """The first caption scorer a modality of the composition makes from the files it ships (the text plugin:
+    its CLIP in ``clip/``), or None: the evaluation then has no CLIP-score column."""
+    scorers = (modality.caption_scorer(composition) for modality in composer.modalities.values())
+    return next((scorer for scorer in scorers if scorer is not None), None)
