@@ -35,7 +35,9 @@ def test_fused_sampling_gives_the_unfused_images(toy_composer):
     run = lambda fuse: toy_composer(names=("toy_a", "toy_b"), fuse=fuse, device=TEST_DEVICE).generate_tensor(  # noqa: E731
         {k: MAPS[k] for k in ("toy_a", "toy_b")}, num_images=2, steps=3, seed=4, progress=False,
         settings={"toy_a": {"start": 0.5}})  # a window: the fused set changes during sampling
-    torch.testing.assert_close(run("always"), run("never"), rtol=1e-4, atol=1e-4)
+    # the eps agree to 1e-5 (above); the first steps divide x_0's estimate by sqrt(alpha_bar_T) (1/157 here), so
+    # float rounding of a vmapped call reaches ~1e-4 in the images on some CPUs: a wrong fused term moves them by 0.1
+    torch.testing.assert_close(run("always"), run("never"), rtol=1e-3, atol=1e-3)
 
 
 def test_different_conv_in_widths_fuse_and_other_architectures_stay_unfused(make_model, plugins):
