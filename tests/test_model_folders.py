@@ -207,7 +207,7 @@ def test_a_malformed_training_config_is_one_line(tmp_path):
                              (b"steps: !!python/name:os.system\n", "could not determine a constructor"),
                              (b"- 1\n", "holds a YAML list")]:
         config.write_bytes(content)
-        result = CliRunner().invoke(cli, ["train", str(config), f"out={tmp_path / 'run'}"])
+        result = CliRunner().invoke(cli, ["train", "denoiser", str(config), f"out={tmp_path / 'run'}"])
         assert result.exit_code == 2 and message in result.output, result.output
         assert result.output.strip().count("\n") == 0
     assert not (tmp_path / "run").exists()
