@@ -1,4 +1,5 @@
-"""The ``unet`` denoiser: diffusers ``UNet2DModel`` with the condition concatenated to ``x_t``."""
+"""The ``unet`` denoiser: diffusers ``UNet2DModel`` with the condition concatenated to ``x_t``; and ``UNetDenoiser``,
+the base of every denoiser whose network is one UNet (the embedding and cross-attention bases too)."""
 
 from __future__ import annotations
 
