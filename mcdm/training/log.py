@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
+
+from mcdm.atomic import atomic_file
 
 LOG_FILE = "log.csv"
 LOG_HEADER = ["step", "loss", "lr", "seconds"]
@@ -26,10 +27,8 @@ class TrainingLog:
         with open(self.path, newline="", errors="replace") as f:
             rows = list(csv.reader(f))
         kept = [LOG_HEADER] + [r for r in rows if len(r) == len(LOG_HEADER) and r[0].isdigit() and int(r[0]) <= step]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_file(self.path) as tmp, open(tmp, "w", newline="") as f:
             csv.writer(f).writerows(kept)
-        os.replace(tmp, self.path)
 
     def write(self, step: int, loss: float, lr: float, seconds: float) -> None:
         if not self.enabled:
