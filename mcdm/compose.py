@@ -304,10 +304,8 @@ class Composer:
         else:
             _check_per_image(conditions)
             size, names = len(conditions), list(conditions[0])
-        baselines = {name: setting.baseline for name, setting in self.defaults.settings.items()}
-        baselines.update({name: changes["baseline"] for name, changes in (overlay or {}).items()
-                          if "baseline" in changes})
-        own = sum(1 for name in names if baselines.get(name) == Baseline.OWN)  # "own" as a request writes it too
+        merged = self.request_settings(overlay)
+        own = sum(1 for name in names if name in merged and merged[name].baseline is Baseline.OWN)
         check_num_images(size, max(1, max_images(self.sample_size, self.channels, 1 + len(names) + own) // particles))
 
     def _check_mixture(self, mixture: dict[str, float]) -> dict[str, float]:
