@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Sequence
 
 from mcdm.errors import MethodError
+from mcdm.sde import StepVariance
 
 
 class Combiner(str, Enum):
@@ -57,6 +58,8 @@ class MethodConfig:
     ess_threshold: float = 1.0  # resample when ESS < threshold * K (1: at every active step)
     weight_clamp: float = 1.0  # each step's centred log-weight increment is clamped to [-clamp, clamp]
     corrector: Corrector = Corrector.ULA
+    # the noise of the stochastic step the particles, balanced AND and OR run on (mcdm.sde.Step)
+    sde_variance: StepVariance = StepVariance.POSTERIOR
 
     def __post_init__(self):
         if self.particles < 1:

@@ -145,7 +145,7 @@ def _sample_sde(predictor, scheduler, shape: tuple[int, ...], loop: _Loop) -> to
         abar_prev = float(scheduler.alphas_cumprod[prev]) if prev >= 0 else 1.0
         noise = None if last else loop.noise(total).to(x.device)
         parts = predictor.parts(x, t)
-        step = Step(x, abar, abar_prev, noise)
+        step = Step(x, abar, abar_prev, noise, method.sde_variance)
         if logdensity is None and method.tracks_densities:
             logdensity = x.new_zeros(x.shape[0], len(parts.predictions()), dtype=torch.float64)
         eps = _method_eps(parts, method, logdensity, step)

@@ -2,17 +2,25 @@
 
 The forward process ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` is the VP SDE
 ``dx = -(beta/2) x dt + sqrt(beta) dW``. Between two sampler timesteps t > t' write ``alpha = abar_t / abar_t'``
-and ``beta = 1 - alpha`` (the forward step's noise variance). :class:`Step` is DDPM's ancestral step with that
-variance ("fixed_large", no x_0 clipping): the Euler-Maruyama step of the reverse SDE, whose noise matches the
-forward process, which is what the Feynman-Kac weights and the Itô estimator are derived for (docs/method.md).
+and ``beta = 1 - alpha`` (the forward step's noise variance). :class:`Step` is DDPM's ancestral step without x_0
+clipping, with one of two noise variances (:class:`StepVariance`): the posterior's ``beta (1 - abar_t') / (1 - abar_t)``
+(diffusers' "fixed_small"; the exponential integrator of the reverse SDE, SDE-DPM-Solver-1) or the forward step's
+``beta`` ("fixed_large"; Euler-Maruyama). Both discretise the same reverse SDE and agree as the steps shrink; on a
+coarse grid the forward variance leaves noise in the last steps that the posterior's does not (docs/method.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Sequence
 
 import torch
+
+
+class StepVariance(str, Enum):
+    POSTERIOR = "posterior"  # beta (1 - abar_t') / (1 - abar_t): q(x_t' | x_t, x_0)'s, DDPM's "fixed_small"
+    FORWARD = "forward"  # beta: Euler-Maruyama, DDPM's "fixed_large"
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class Step:
     abar: float
     abar_prev: float
     noise: torch.Tensor | None  # None on the last step, which lands on the posterior mean
+    variance: StepVariance = StepVariance.POSTERIOR
 
     @property
     def alpha(self) -> float:
@@ -41,10 +50,16 @@ class Step:
         """-d x' / d eps: how the next state moves with the composed prediction."""
         return self.beta / (self.sigma * self.alpha**0.5)
 
+    @property
+    def noise_variance(self) -> float:
+        if self.variance is StepVariance.FORWARD:
+            return self.beta
+        return self.beta * (1.0 - self.abar_prev) / (1.0 - self.abar)
+
     def move(self, eps: torch.Tensor) -> torch.Tensor:
-        """x' = (x - beta / sigma * eps) / sqrt(alpha) + sqrt(beta) z."""
+        """x' = (x - beta / sigma * eps) / sqrt(alpha) + sqrt(noise_variance) z."""
         mean = (self.x - (self.beta / self.sigma) * eps) / self.alpha**0.5
-        return mean if self.noise is None else mean + self.beta**0.5 * self.noise
+        return mean if self.noise is None else mean + self.noise_variance**0.5 * self.noise
 
 
 def ito_increment(step: Step, x_next: torch.Tensor, predictions: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -55,7 +70,9 @@ def ito_increment(step: Step, x_next: torch.Tensor, predictions: Sequence[torch.
         d log p_j = <x' - x, s_j> + <f dtau, s_j> - (beta/2) ||s_j||^2
 
     needs only inner products of predictions already computed: the divergence of s_j that the density's
-    PDE holds cancels against the Itô correction of the noise (docs/method.md). The model-independent term
+    PDE holds cancels against the Itô correction of the noise (docs/method.md). That cancellation is exact for
+    the forward variance; the posterior's, smaller by O(beta^2 / (1 - abar_t)), leaves a per-step error of
+    ``(noise_variance - beta) / 2 * div s_j`` that vanishes as the steps shrink. The model-independent term
     -div f dtau is left out: every comparison the methods make is between models.
     """
     dims = tuple(range(1, step.x.ndim))

@@ -11,7 +11,7 @@ from mcdm.config import CompositionConfig, ModalityConfig, load_config
 from mcdm.errors import MethodError
 from mcdm.methods import Combiner, Corrector, MethodConfig, PriorMixing, TermFacts, Trace, check_method
 from mcdm.particles import centre_and_clamp, ess_fraction, fk_increment, pick_one, systematic_resample
-from mcdm.sde import Step
+from mcdm.sde import Step, StepVariance
 
 MAPS = {name: np.random.default_rng(i).random((SIZE, SIZE)) for i, name in enumerate(("toy_a", "toy_b"))}
 
@@ -79,17 +79,19 @@ def test_balanced_weights_solve_the_system_and_fall_back_where_predictions_coinc
     assert torch.equal(balanced_weights(predicted, torch.zeros(4, 3, 3), total, fallback), fallback)
 
 
-def test_the_written_out_step_is_ddpm_with_the_forward_noise_and_no_clipping():
+@pytest.mark.parametrize("variance, variance_type", [(StepVariance.POSTERIOR, "fixed_small"),
+                                                     (StepVariance.FORWARD, "fixed_large")])
+def test_the_written_out_step_is_ddpm_with_its_variance_and_no_clipping(variance, variance_type):
     from diffusers import DDPMScheduler
 
-    scheduler = DDPMScheduler.from_config(ddpm_schedule(variance_type="fixed_large", clip_sample=False))
+    scheduler = DDPMScheduler.from_config(ddpm_schedule(variance_type=variance_type, clip_sample=False))
     scheduler.set_timesteps(10)
     x, eps = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     t = scheduler.timesteps[3]
     ref = scheduler.step(eps, t, x, generator=torch.Generator().manual_seed(5)).prev_sample
     noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
     abar, abar_prev = (float(scheduler.alphas_cumprod[int(s)]) for s in (t, scheduler.previous_timestep(t)))
-    torch.testing.assert_close(Step(x, abar, abar_prev, noise).move(eps), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(Step(x, abar, abar_prev, noise, variance).move(eps), ref, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("fields, message", [({"particles": 0}, "at least 1"),
@@ -137,8 +139,9 @@ def test_what_it_allows_passes():
 
 def test_methods_are_composition_settings():
     config = load_config(CompositionConfig, overrides=["prior=p", "method.particles=4", "method.combiner=balanced",
-                                                       "method.corrector=mala"])
-    assert config.method == MethodConfig(particles=4, combiner=Combiner.BALANCED, corrector=Corrector.MALA)
+                                                       "method.corrector=mala", "method.sde_variance=forward"])
+    assert config.method == MethodConfig(particles=4, combiner=Combiner.BALANCED, corrector=Corrector.MALA,
+                                         sde_variance=StepVariance.FORWARD)
     with pytest.raises(Exception, match="invalid configuration"):
         load_config(CompositionConfig, overrides=["prior=p", "method.combiner=xor"])
 

@@ -91,7 +91,7 @@ def methods_rows(modalities: Sequence[str], sde_steps: int = SDE_STEPS) -> list[
     every = tuple(modalities)
     ddpm = {"scheduler": "ddpm", "steps": sde_steps}
     rows = [Row(m, (m,)) for m in modalities]
-    # the sum on the methods' own sampler (DDPM's step with the forward process's variance, mcdm.sde.Step):
+    # the sum on the methods' own sampler (DDPM's step with the posterior variance, unclipped, mcdm.sde.Step):
     # two particles never reweighted, one kept at random, so what the methods change is read against it
     sde_sum = MethodConfig(particles=2, particles_start=0.0, particles_end=0.0)
     rows += [Row("naive sum", every), Row(f"naive sum, ddpm {sde_steps}", every, sampling=ddpm),
