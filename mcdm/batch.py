@@ -12,7 +12,6 @@ the file's order, into ``DIR/manifest.jsonl`` (one line per image).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mcdm.atomic import partial_path, write_text_atomic
-from mcdm.checkpoint import files_under, hash_into
+from mcdm.checkpoint import folder_digest
 from mcdm.errors import ArgumentError, MCDMError
 from mcdm.seeds import check_seed
 from mcdm.validate import check_count, check_name, check_request, check_weight
@@ -118,16 +117,9 @@ def _mapping(value: Any, what: str) -> dict:
 
 def model_checksums(folder: Path, config) -> dict[str, str]:
     """SHA-256 of each model folder of the composition (over its files' paths and contents), by role."""
-    roles = {"prior": config.prior, **{name: m.path for name, m in config.modalities.items()}}
-    return {role: _folder_digest(Path(folder) / rel) for role, rel in roles.items()}
-
-
-def _folder_digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in files_under(folder):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        hash_into(digest, path)
-    return digest.hexdigest()
+    roles = {"prior": config.prior, **{name: m.path for name, m in config.modalities.items()},
+             **({"vae": config.vae} if config.vae else {})}
+    return {role: folder_digest(Path(folder) / rel) for role, rel in roles.items()}
 
 
 def run_requests(requests: list[Request], out_dir: Path, make_composer, *, checksums: dict[str, str],

@@ -239,6 +239,15 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over the paths and contents of every file below ``folder``: one name for what it holds."""
+    digest = hashlib.sha256()
+    for path in files_under(folder):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        hash_into(digest, path)
+    return digest.hexdigest()
+
+
 def hash_into(digest, path: Path) -> None:
     """Feed ``path``'s bytes to a hashlib ``digest``, a block at a time."""
     with open(path, "rb") as f:

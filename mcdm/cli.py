@@ -243,17 +243,21 @@ def demo(model, steps, seed, out, inputs):
 @click.option("--oracle", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="A joint model folder (plugins/mcdm-joint) to add as the paired-data oracle's rows.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("mcdm-eval"), show_default=True)
+@click.option("--only", multiple=True, metavar="ROW",
+              help="Run only the row of this name (repeatable) [every row of --rows].")
+@click.option("--resume", is_flag=True,
+              help="Reuse the rows under OUT/rows/ that a run with the same models and options finished.")
 @REQUIRE_CHECKSUMS
 @friendly_errors
 def evaluate(model, judges, n, steps, scheduler, seed, reference, diversity_samples, row_set, ddpm_steps, tune_n,
-             oracle, out, require_checksums):
+             oracle, out, only, resume, require_checksums):
     """Score every subset of the modalities on held-out faces with the judges; write a table and a sample grid."""
     from mcdm.eval.run import EvalOptions, run_eval
 
     evaluation = run_eval(EvalOptions(
         model=model, judges=judges, n=n, steps=steps, scheduler=scheduler, seed=seed, reference=reference,
         diversity_samples=diversity_samples, rows=row_set, ddpm_steps=ddpm_steps, tune=tune_n, oracle=oracle, out=out,
-        require_checksums=require_checksums))
+        require_checksums=require_checksums, only=only, resume=resume))
     click.echo(evaluation.table)
     click.echo(f"wrote {out / 'results.json'} and {out / 'results.md'}")
 

@@ -23,6 +23,7 @@ from mcdm.eval.judges import Judges
 from mcdm.eval.metrics import diversity, frechet_distance
 from mcdm.eval.rows import Row
 from mcdm.eval.scoring import ClipScore, min_ratios, score
+from mcdm.eval.store import RowStore
 from mcdm.methods import Trace
 from mcdm.pixels import to_uint8
 from mcdm.seeds import check_seed
@@ -91,13 +92,15 @@ def row_diversity(composer, row: Row, faces: Sequence[FaceSample], targets: Sequ
 def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, steps: int | None = None,
              scheduler: str | None = None, seed: int = 0, batch_size: int = 32, reference: int = 1000,
              diversity_faces: int = 8, diversity_samples: int = 4, clip_score: ClipScore | None = None,
-             others: Sequence = (), progress: bool = True, on_row: Callable[[dict], None] | None = None) -> dict:
+             others: Sequence = (), progress: bool = True, on_row: Callable[[dict], None] | None = None,
+             store: RowStore | None = None) -> dict:
     """Every row's figures on ``n`` held-out faces, plus the judges' ceiling on the real faces.
 
     The Fréchet reference is ``reference`` further test-split faces (after the first ``n``); diversity uses
     ``diversity_samples`` extra draws for each of the first ``diversity_faces`` faces (0 leaves it out).
     A row whose modalities ``composer`` lacks runs on the first of ``others`` that has them all (e.g. the
     joint oracle's composer). ``on_row(results)`` sees the results after each row (a long run's rows so far).
+    ``store`` keeps each finished row and, where it reuses, gives back the rows a stopped run finished.
     """
     if n < MIN_FACES or reference < MIN_FACES:
         raise ConfigError(f"n={n}, reference={reference}: the Fréchet distance needs at least {MIN_FACES} faces in each")
@@ -118,6 +121,14 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     samples = {}
     settings = dict(steps=steps, scheduler=scheduler, batch_size=batch_size)
     for row in tqdm(rows, desc="evaluate", disable=not progress):
+        done = store.load(row) if store is not None and store.reuse else None
+        if done is not None:
+            results["rows"].append(done[0])
+            samples[row.name] = done[1]
+            min_ratios(results, parts)
+            if on_row is not None:
+                on_row(results)
+            continue
         row_targets = targets[row.inputs]
         runner = composer_for(row, composers)
         trace = Trace()
@@ -130,9 +141,11 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
         if diversity_faces and diversity_samples >= 2:
             figures["diversity"] = row_diversity(runner, row, faces[:diversity_faces], row_targets[:diversity_faces],
                                                  samples=diversity_samples, seed=seed, **settings)
-        results["rows"].append(asdict(RowResult(row.name, row.modalities, n, figures, row.inputs, seconds,
-                                                row.baseline_form, seconds / n, trace.network_images / n,
-                                                trace=_trace_summary(trace))))
+        result = asdict(RowResult(row.name, row.modalities, n, figures, row.inputs, seconds, row.baseline_form,
+                                  seconds / n, trace.network_images / n, trace=_trace_summary(trace)))
+        if store is not None:
+            store.save(row, result, images)
+        results["rows"].append(result)
         min_ratios(results, parts)
         if on_row is not None:
             on_row(results)

@@ -2,7 +2,8 @@
 
 :func:`run_eval` loads the composition and the judges, builds the row set, adds the tuned and the joint oracle's
 rows, finds the composition's caption scorer, evaluates (``mcdm.eval.evaluate``) and writes the tables and
-pictures, each table again after every row so that a stopped run keeps its rows.
+pictures, each table again after every row so that a stopped run keeps its rows; each finished row is also kept
+under ``out/rows/`` (``mcdm.eval.store``) for ``resume``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mcdm.checkpoint import load_model
+from mcdm.batch import model_checksums
+from mcdm.checkpoint import folder_digest, load_model
 from mcdm.compose import Composer
 from mcdm.errors import ArgumentError
 from mcdm.eval.evaluate import evaluate
@@ -19,9 +21,10 @@ from mcdm.eval.inputs import face_parts
 from mcdm.eval.judges import Judges
 from mcdm.eval.pictures import write_pictures
 from mcdm.eval.rows import SDE_STEPS, Row, methods_rows, negation_rows, partial_input_rows, standard_rows
+from mcdm.eval.store import RowStore
 from mcdm.eval.tables import markdown_table, methods_table, write_tables
 from mcdm.eval.tune import tune_weights
-from mcdm.pretrained import given_by_path, resolve
+from mcdm.pretrained import given_by_path, open_composition, resolve
 from mcdm.validate import check_scheduler_name, check_writable_folder
 
 RowSet = Literal["standard", "partial", "negation", "methods"]
@@ -46,6 +49,8 @@ class EvalOptions:
     oracle: Path | None = None  # a joint model folder whose rows are added as the paired-data oracle's
     out: Path = Path("mcdm-eval")
     require_checksums: bool = False  # refuse model folders without a SHA256SUMS (always so for names)
+    only: tuple[str, ...] = ()  # the names of the rows to run, of the row set's; empty: every row
+    resume: bool = False  # reuse the rows under out/rows/ that a run of the same models and options finished
 
 
 @dataclass(frozen=True)
@@ -87,18 +92,44 @@ def run_eval(options: EvalOptions, *, progress: bool = True) -> Evaluation:
                  for variant in dict.fromkeys(row.inputs for row in rows)]
         parts = face_parts(composer.plugins, [*modalities, joint.modality])
 
+    rows = _selected(rows, options.only)
+    store = RowStore(options.out / "rows", _fingerprint(options), reuse=options.resume)
+
     def table(results: dict) -> str:
         return methods_table(results) if options.rows == "methods" else markdown_table(results, parts)
 
     results = evaluate(composer, judges, rows, n=options.n, steps=options.steps, scheduler=options.scheduler,
                        seed=options.seed, reference=options.reference, diversity_samples=options.diversity_samples,
                        clip_score=_caption_scorer(resolve(options.model), composer), others=others,
-                       progress=progress, on_row=lambda so_far: write_tables(so_far, options.out, table(so_far)))
+                       progress=progress, on_row=lambda so_far: write_tables(so_far, options.out, table(so_far)),
+                       store=store)
     if tuning is not None:
         results["tuning"] = tuning
     write_tables(results, options.out, table(results))
     write_pictures(results, options.out)
     return Evaluation(results, table(results))
+
+
+def _selected(rows: list[Row], only: tuple[str, ...]) -> list[Row]:
+    """The rows named in ``only`` (all when empty), in the row set's order; an unknown name is an error."""
+    names = [row.name for row in rows]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise ArgumentError(f"--only: no row named {unknown[0]!r}; the rows are: {'; '.join(names)}")
+    return [row for row in rows if not only or row.name in only]
+
+
+def _fingerprint(options: EvalOptions) -> dict:
+    """What a stored row's figures depend on besides the row itself: the composition's settings, the files of its
+    models and of the judges (not where they lie) and the run's options. Not mcdm's own code: after changing it,
+    run without ``resume``."""
+    folder, config = open_composition(options.model)
+    models = {"composition": repr(config), "models": model_checksums(folder, config),
+              "judges": folder_digest(resolve(options.judges))}
+    if options.oracle is not None:
+        models["oracle"] = folder_digest(options.oracle)
+    return {**models, "n": options.n, "steps": options.steps, "scheduler": options.scheduler, "seed": options.seed,
+            "reference": options.reference, "diversity_samples": options.diversity_samples}
 
 
 def _caption_scorer(composition: Path, composer):

@@ -242,3 +242,30 @@ def test_methods_rows_record_calls_seconds_and_what_each_method_did(composition,
     assert rows["naive sum, the methods' ddpm 2"]["trace"] == {}  # its particles are never weighed
     table = (tmp_path / "results.md").read_text()
     assert "| min ratio | FD | calls / image | s / image |" in table and "| particles K = 8, ddpm 2 |" in table
+
+
+def test_eval_resumes_the_rows_a_run_finished_and_runs_only_the_named_ones(composition, tmp_path):
+    names = [row.name for row in standard_rows(list(Composer.from_pretrained(composition).modalities))]
+    out = tmp_path / "ev"
+
+    def run(*extra):
+        result = CliRunner().invoke(cli, ["eval", "--model", str(composition), "--judges", str(composition / "judges"),
+                                          "--n", "2", "--reference", "4", "--diversity-samples", "0",
+                                          "--out", str(out), *extra])
+        rows = json.loads((out / "results.json").read_text())["rows"] if result.exit_code == 0 else None
+        return result, rows
+
+    result, first = run("--only", names[1], "--only", names[0])
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in first] == names[:2]  # the row set's order, not the options'
+    assert len(list((out / "rows").glob("*.json"))) == len(list((out / "rows").glob("*.npy"))) == 2
+    result, resumed = run("--resume")
+    assert result.exit_code == 0, result.output
+    assert [r["name"] for r in resumed] == names
+    # the finished rows are taken as they were (their timing too), the rest generated
+    assert resumed[:2] == [{**r, "min_ratio": resumed[i]["min_ratio"]} for i, r in enumerate(first)]
+    result, other_seed = run("--resume", "--seed", "1", "--only", names[0])
+    assert result.exit_code == 0, result.output
+    assert other_seed[0]["seconds"] != first[0]["seconds"]  # another run's row: generated anew
+    result, _ = run("--only", "no such row")
+    assert result.exit_code != 0 and "no row named 'no such row'" in result.output
