@@ -63,10 +63,11 @@ def face_inputs(face: FaceSample, targets: Targets, composer, modalities: Sequen
 
 def generate_row(composer, row: Row, faces: Sequence[FaceSample], targets: Sequence[Targets], *,
                  steps: int | None, scheduler: str | None, seed: int, batch_size: int,
-                 trace: Trace | None = None) -> np.ndarray:
+                 trace: Trace | None = None, progress: bool = False) -> np.ndarray:
     """One sample per face, batch by batch; batch b uses seed ``seed + b`` so every row sees the same noise."""
     images = []
-    for b, start in enumerate(range(0, len(faces), batch_size)):
+    starts = range(0, len(faces), batch_size)
+    for b, start in enumerate(tqdm(starts, desc=row.name, unit="batch", leave=False, disable=not progress)):
         chunk = faces[start : start + batch_size]
         options = {"steps": steps, "scheduler": scheduler, "seed": seed + b, "progress": False, "trace": trace,
                    **row.sampling}
@@ -133,7 +134,7 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
         runner = composer_for(row, composers)
         trace = Trace()
         started = time.perf_counter()
-        images = generate_row(runner, row, faces, row_targets, seed=seed, trace=trace, **settings)
+        images = generate_row(runner, row, faces, row_targets, seed=seed, trace=trace, progress=progress, **settings)
         seconds = time.perf_counter() - started
         samples[row.name] = images
         figures = {**score(images, row_targets, judges, clip_score),
