@@ -326,7 +326,7 @@ def serve(model, host, port, device):
               help="Print KIND's configuration keys (type, default, what it does) as a Markdown table, and exit.")
 @friendly_errors
 def train(kind, config, overrides, resume, help_config):
-    """Train a KIND (denoiser, clip, judges, or a plugin's) from a YAML CONFIG; runs under accelerate launch too."""
+    """Train a KIND (denoiser, clip, judges, vae, or a plugin's) from a YAML CONFIG; runs under accelerate launch too."""
     from mcdm.config import load_config
     from mcdm.config_reference import table
     from mcdm.plugins import make_plugin_manager

@@ -13,7 +13,7 @@ from mcdm.train import TrainConfig, _ema_update
 DOC = Path(__file__).resolve().parent.parent / "docs" / "training.md"
 
 
-KINDS = ("denoiser", "clip", "judges")
+KINDS = ("denoiser", "clip", "judges", "vae")
 
 
 def test_the_docs_tables_are_the_ones_generated_from_the_config_dataclasses():
@@ -49,8 +49,8 @@ def test_help_config_prints_each_kinds_table(kind):
 
 def test_an_unknown_kind_and_a_missing_config_are_one_line_errors():
     mcdm = str(Path(sys.executable).parent / "mcdm")
-    unknown = subprocess.run([mcdm, "train", "vae", "--help-config"], capture_output=True, text=True)
-    assert unknown.returncode != 0 and "unknown trainer 'vae'; installed: clip, denoiser, judges" in unknown.stderr
+    unknown = subprocess.run([mcdm, "train", "nope", "--help-config"], capture_output=True, text=True)
+    assert unknown.returncode != 0 and "unknown trainer 'nope'; installed: clip, denoiser, judges, vae" in unknown.stderr
     missing = subprocess.run([mcdm, "train", "judges"], capture_output=True, text=True)
     assert missing.returncode != 0 and "needs a CONFIG file" in missing.stderr
 

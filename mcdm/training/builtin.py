@@ -9,6 +9,7 @@ from mcdm.hookspecs import hookimpl
 def register_trainers(register):
     register("denoiser", _denoiser, summary="one modality's denoiser, or the unconditional prior (accelerate)")
     register("judges", _judges, summary="the parsing and attribute judges that evaluation scores faces with")
+    register("vae", _vae, summary="the small AutoencoderKL whose latents latent models are trained in (accelerate)")
 
 
 def _denoiser():
@@ -25,3 +26,11 @@ def _judges():
     from mcdm.training.trainer import Trainer
 
     return Trainer(schema=JudgeTrainConfig, run=run)
+
+
+def _vae():
+    from mcdm.train_vae import VaeTrainConfig, run
+
+    from mcdm.training.trainer import Trainer
+
+    return Trainer(schema=VaeTrainConfig, run=run)
