@@ -6,6 +6,7 @@ Layout of one model folder::
                             (pixel, or latent with its VAE folder: mcdm.latent)
     scheduler_config.json   the diffusers noise schedule the model was trained on
     unet/ ...               the denoiser's own files (diffusers save_pretrained: config.json + safetensors)
+    vae/ ...                a latent model's AutoencoderKL (config.json + safetensors)
 """
 
 from __future__ import annotations
@@ -14,18 +15,21 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from mcdm.atomic import atomic_folder
 from mcdm.errors import CheckpointError, UnverifiedModelWarning
-from mcdm.readers import nonfinite_tensor, pickle_files, read_json_object, read_text
+from mcdm.readers import (DIFFUSERS_WEIGHTS, nonfinite_tensor, pickle_files, read_json_object, read_text,
+                          safetensors_weights)
 from mcdm.schedule import ModelSignature, Prediction, alphas_cumprod, check_schedule
 
 MANIFEST = "mcdm.json"
 SCHEDULE = "scheduler_config.json"
 CHECKSUMS = "SHA256SUMS"
+VAE_FOLDER = "vae"  # where save_model puts a latent model's VAE
 FORMAT_VERSION = 1
 
 
@@ -61,10 +65,14 @@ def save_model(
     modality: str | None,
     schedule_config: dict,
     prediction: Prediction = Prediction.EPSILON,
-    space: str = "pixel",
+    vae: str | os.PathLike | None = None,
     extra: dict | None = None,
 ) -> Path:
-    """Write a model folder atomically: a crash leaves the previous folder (or none), never half of one."""
+    """Write a model folder atomically: a crash leaves the previous folder (or none), never half of one.
+
+    ``vae``: the AutoencoderKL folder of a latent model's space, copied in as ``vae/``, so the folder loads and
+    composes on its own (None: a pixel model).
+    """
     folder = Path(folder)
     manifest = {
         "format": FORMAT_VERSION,
@@ -72,15 +80,26 @@ def save_model(
         "denoiser_config": denoiser.config(),
         "modality": modality,
         "prediction_type": Prediction(prediction).value,
-        "space": space,
+        **({"space": "pixel"} if vae is None else {"space": "latent", "vae": VAE_FOLDER}),
         **(extra or {}),
     }
     schedule = {k: v for k, v in schedule_config.items() if not k.startswith("_")}
     with atomic_folder(folder) as tmp:
+        if vae is not None:
+            _copy_vae(Path(vae), tmp / VAE_FOLDER)
         denoiser.save_weights(tmp)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         (tmp / SCHEDULE).write_text(json.dumps(schedule, indent=2, default=_json_default) + "\n")
     return folder
+
+
+def _copy_vae(source: Path, target: Path) -> None:
+    """A VAE's config and safetensors weights (with their shard index, if any), nothing else from its folder."""
+    weights = safetensors_weights(source, DIFFUSERS_WEIGHTS, CheckpointError)
+    index = source / f"{DIFFUSERS_WEIGHTS}.safetensors.index.json"
+    target.mkdir()
+    for path in [source / "config.json", *([index] if index.is_file() else []), *weights]:
+        shutil.copy2(path, target / path.name)
 
 
 def read_manifest(folder: str | os.PathLike) -> dict:

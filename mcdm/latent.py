@@ -4,7 +4,8 @@ A latent model's ``mcdm.json`` says ``"space": "latent"`` and names its VAE fold
 compose only in one space: pixel with pixel, or latents of the same VAE, the same weights and scaling factor
 (:func:`vae_id`). Conditions are prepared at image resolution (the denoiser type says whether it reads them there
 or at latent size), per-pixel weights are area-pooled to the latent grid (:func:`pool_weights`), and the latents
-are decoded once, at the end (:meth:`LatentSpace.decode`).
+are decoded once, at the end (:meth:`LatentSpace.decode`). Training encodes each batch's images
+(:meth:`LatentSpace.encode`), the inverse of decode's scaling.
 """
 
 from __future__ import annotations
@@ -57,6 +58,26 @@ class LatentSpace:
     def scale(self) -> int:
         """Image pixels per latent pixel along each side."""
         return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def channels(self) -> int:
+        """Channels of one latent."""
+        return int(self.vae.config.latent_channels)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] as the latents a denoiser trains on: the posterior's mean, scaled as decode unscales.
+
+        The mean, not a sample: a latent is then a function of its image alone, so a resumed run sees the batches
+        the uninterrupted one saw, and the denoiser learns the latents the decoder reconstructs best (a trained
+        KL-VAE's posterior spread is small beside the diffusion noise). The whole batch at once, never in tiles.
+        """
+        config = self.vae.config
+        self.vae.disable_slicing()
+        self.vae.disable_tiling()  # decode may have turned it on, and a tiled encoding differs from a whole one
+        parameter = next(self.vae.parameters())
+        with torch.no_grad():  # not inference_mode: the latents enter the training step's autograd graph
+            mean = self.vae.encode(images.to(parameter.device, parameter.dtype)).latent_dist.mean
+        return (mean.float() - (getattr(config, "shift_factor", None) or 0.0)) * config.scaling_factor
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """One decode of the final latents, in the VAE's dtype; one image at a time, and in tiles when large."""

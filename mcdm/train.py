@@ -3,7 +3,8 @@
 The same loop runs on a CPU, one GPU, or many GPUs and nodes through ``accelerate launch`` / ``torchrun``.
 It is resumable: every ``checkpoint_every`` steps it writes the full training state atomically; ``resume``
 continues from the newest checkpoint that loads, falling back to the one before if the newest is corrupt.
-Batches are a pure function of (seed, step, rank), so a resumed run repeats the same loss curve.
+Batches are a pure function of (seed, step, rank), so a resumed run repeats the same loss curve. With ``vae`` set
+the denoiser learns a frozen VAE's latents of the images (mcdm.latent) and its model folder is a latent model.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from mcdm.atomic import remove_orphans
 from mcdm.checkpoint import save_model
 from mcdm.config_reference import key
-from mcdm.errors import ConfigError, MCDMError, TrainingError
+from mcdm.errors import CheckpointError, ConfigError, MCDMError, TrainingError
 from mcdm.pixels import to_model_range
 from mcdm.schedule import Prediction, check_schedule, to_eps
 from mcdm.seeds import check_seed
@@ -68,6 +69,8 @@ class TrainConfig:
                                         "(e.g. denoiser.block_out_channels=[8,16])", factory=dict)
     init_from: str | None = key(None, "warm start: a model folder whose weights (safetensors) the new denoiser "
                                        "starts from, matched by tensor name and shape; see docs/training.md")
+    vae: str | None = key(None, "a diffusers AutoencoderKL folder (safetensors): the denoiser learns its latents of "
+                                "the images and model/ is a latent model; null: pixels; see docs/training.md")
     schedule: dict[str, Any] = key(doc="the diffusers noise schedule; the default is the one every shipped model "
                                         "shares (linear betas 1e-4 to 0.02, 1000 steps), which composing needs",
                                     factory=lambda: dict(SHIPPED_SCHEDULE))
@@ -108,6 +111,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     _validate(config)
     if config.threads:
         torch.set_num_threads(config.threads)
+    latent = open_vae(config)
     out = Path(config.out).expanduser()
     _check_writable(out)
     accelerator = Accelerator(
@@ -132,12 +136,14 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     try:
-        denoiser = _build_denoiser(plugins, modality, config)
+        denoiser = _build_denoiser(plugins, modality, config, latent)
     except (TypeError, ValueError, RuntimeError) as exc:  # the architecture's own check of its arguments
         raise ConfigError(f"denoiser={dict(config.denoiser)} does not build a {config.modality or 'prior'} "
                           f"denoiser: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
                           ) from exc
-    _check_runs(denoiser, data, modality, config)
+    if latent is not None:
+        latent.vae.to(accelerator.device)
+    _check_runs(denoiser, data, modality, config, latent)
     if config.init_from and not resume:  # a resumed run's checkpoint holds the weights
         from mcdm.warm_start import warm_start
 
@@ -158,6 +164,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     model, optimizer = accelerator.prepare(denoiser, optimizer)
     ema.to(accelerator.device)  # prepare moved only the trained copy
     alphas_cumprod = noise_schedule.alphas_cumprod.to(accelerator.device)
+    cond_size = condition_size(denoiser, config.data.size)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
@@ -170,8 +177,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     while state.step < config.steps:
         for micro in range(config.grad_accum):
             x0, cond = make_batch(data, modality, config, state.step, micro, accelerator.process_index,
-                                  accelerator.num_processes)
-            x0 = x0.to(accelerator.device)
+                                  accelerator.num_processes, condition_size=cond_size)
+            x0 = to_training_space(x0.to(accelerator.device), latent)
             cond = None if cond is None else cond.to(accelerator.device)
             g = torch.Generator().manual_seed(_batch_seed(config.seed, state.step, micro, accelerator.process_index) + 1)
             noise = torch.randn(x0.shape, generator=g).to(accelerator.device)
@@ -199,7 +206,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             watch.check(out / CHECKPOINTS, lr_scheduler.get_last_lr()[0])  # never checkpoint diverged weights
             _checkpoint(state, out / CHECKPOINTS, config.keep_checkpoints, accelerator)
         if accelerator.is_main_process and config.sample_every and state.step % config.sample_every == 0:
-            write_sample_grid(ema, modality, config, noise_schedule, out / "samples" / f"step-{state.step:07d}.png")
+            write_sample_grid(ema, modality, config, noise_schedule, out / "samples" / f"step-{state.step:07d}.png",
+                              latent)
     bar.close()
     in_sync = _ranks_in_sync(accelerator.unwrap_model(model), accelerator)
     if accelerator.is_main_process:
@@ -208,7 +216,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             "seconds": time.perf_counter() - started,
         }, indent=2))
         save_model(out / FINAL_MODEL, ema, modality=config.modality, schedule_config=dict(config.schedule),
-                   prediction=config.prediction)
+                   prediction=config.prediction, vae=None if latent is None else latent.folder)
     accelerator.wait_for_everyone()
     return out / FINAL_MODEL
 
@@ -230,16 +238,48 @@ def export_checkpoint(run: str | Path, out: str | Path, step: int | None = None)
         raise CheckpointError(f"no checkpoint{'' if step is None else f' at step {step}'} in {str(run)!r}")
     plugins = make_plugin_manager()
     modality = plugins.modality(config.modality) if config.modality else None
-    ema = _build_denoiser(plugins, modality, config)
+    latent = open_vae(config)
+    ema = _build_denoiser(plugins, modality, config, latent)
     ema.load_state_dict(read_checkpoint(checkpoints[-1], MODULES).modules["ema"])
     return save_model(out, ema, modality=config.modality, schedule_config=dict(config.schedule),
-                      prediction=config.prediction)
+                      prediction=config.prediction, vae=None if latent is None else latent.folder)
 
 
 def run(config: TrainConfig, resume: bool) -> TrainingResult:
     """``mcdm train denoiser CONFIG``: train, and say where the model was written."""
     model = train(config, resume=resume)
     return TrainingResult(model, f"trained model written to {model}")
+
+
+def open_vae(config: TrainConfig):
+    """The frozen VAE (an ``mcdm.latent.LatentSpace``) whose latents the run trains on, checked against data.size;
+    None for a run on pixels."""
+    if config.vae is None:
+        return None
+    from mcdm.latent import load_vae
+
+    folder = Path(config.vae).expanduser()
+    if not str(config.vae).strip() or not folder.is_dir():
+        raise ConfigError(f"vae={config.vae!r} is not a folder; it names a diffusers AutoencoderKL folder, or null")
+    try:
+        latent = load_vae(folder)
+    except CheckpointError as exc:  # not an AutoencoderKL, no safetensors, a pickle file: what was named is wrong
+        raise ConfigError(f"vae={config.vae!r}: {exc}") from exc
+    if config.data.size % latent.scale:
+        raise ConfigError(f"data.size={config.data.size} is not a multiple of {latent.scale}, the scale of the VAE "
+                          f"vae={config.vae!r} (image pixels per latent pixel)")
+    return latent
+
+
+def to_training_space(images: torch.Tensor, latent) -> torch.Tensor:
+    """What the denoiser learns to denoise: the images themselves, or the VAE's latents of them."""
+    return images if latent is None else latent.encode(images)
+
+
+def condition_size(denoiser, image_size: int) -> int:
+    """The resolution ``denoiser`` reads conditions at: its own sample size, or the image's (as the Composer gives
+    them: a latent model's denoiser type may read full-size conditions)."""
+    return image_size if denoiser.condition_size == "image" else denoiser.sample_size
 
 
 def open_training_data(config: DataConfig):
@@ -284,8 +324,10 @@ def check_trainable(modality, data, config: DataConfig) -> None:
                           f"sample ({sample.name}) gives no usable input ({type(exc).__name__}: {exc})") from exc
 
 
-def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int):
-    """Images in [-1, 1] and prepared conditions for one micro-batch: a pure function of (seed, step, micro, rank)."""
+def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int, *,
+               condition_size: int):
+    """Images in [-1, 1] and conditions prepared at ``condition_size`` for one micro-batch: a pure function of
+    (seed, step, micro, rank)."""
     rng = np.random.default_rng(_batch_seed(config.seed, step, micro, rank))
     indices = rng.integers(0, len(data), size=config.batch_size)
     samples = [data[int(i)] for i in indices]
@@ -294,13 +336,15 @@ def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank:
         return images, None
     conds = []
     for sample in samples:
-        cond = modality.prepare(modality.condition_from_sample(sample, rng), size=config.data.size)
+        cond = modality.prepare(modality.condition_from_sample(sample, rng), size=condition_size)
         conds.append(modality.null_condition(cond) if rng.random() < config.condition_dropout else cond)
     return images, torch.stack(conds)
 
 
-def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: Path, n: int = 8) -> None:
-    """Samples of the EMA model on held-out conditions (conditional model) or from noise (prior).
+def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: Path, latent=None,
+                      n: int = 8) -> None:
+    """Samples of the EMA model on held-out conditions (conditional model) or from noise (prior), decoded by the
+    VAE of a latent run.
 
     The conditions are held-out synthfaces whatever the training data, a fixed reference that needs no split.
     """
@@ -316,7 +360,8 @@ def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: 
     cond = None
     if modality is not None:
         rng = np.random.default_rng(0)
-        cond = torch.stack([modality.prepare(modality.condition_from_sample(held_out[i], rng), size=config.data.size)
+        size = condition_size(ema, config.data.size)
+        cond = torch.stack([modality.prepare(modality.condition_from_sample(held_out[i], rng), size=size)
                             for i in range(n)])
     device = next(ema.parameters()).device
     cond = None if cond is None else cond.to(device)
@@ -326,8 +371,10 @@ def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: 
     def predict_eps(x_t, t):
         return to_eps(ema(x_t, t, cond).float(), x_t, abar[int(t)], config.prediction)
 
-    x = sample(predict_eps, scheduler, shape=(n, 3, config.data.size, config.data.size),
+    x = sample(predict_eps, scheduler, shape=(n, ema.image_channels, ema.sample_size, ema.sample_size),
                steps=25, generator=torch.Generator().manual_seed(0), device=device, progress=False)
+    if latent is not None:
+        x = latent.decode(x)
     real = [held_out[i].image for i in range(n)]
     from PIL import Image
 
@@ -372,10 +419,12 @@ def _check_writable(out: Path) -> None:
         raise ConfigError(f"out={str(out)!r} cannot be written: {exc.strerror or exc}") from exc
 
 
-def _check_runs(denoiser, data, modality, config: TrainConfig) -> None:
+def _check_runs(denoiser, data, modality, config: TrainConfig, latent) -> None:
     """One forward pass on the first training sample, so an architecture that cannot run on these images
     (e.g. a size its down-sampling does not divide, an empty block list) fails before training starts."""
-    x0, cond = make_batch(data, modality, replace(config, batch_size=1, condition_dropout=0.0), 0, 0, 0, 1)
+    x0, cond = make_batch(data, modality, replace(config, batch_size=1, condition_dropout=0.0), 0, 0, 0, 1,
+                          condition_size=condition_size(denoiser, config.data.size))
+    x0 = to_training_space(x0, latent).to(next(denoiser.parameters()).device)  # the VAE may be on the GPU already
     try:
         with torch.no_grad():
             out = denoiser(x0, torch.zeros(1, dtype=torch.long), cond)
@@ -419,8 +468,10 @@ class _FiniteWatch:
                             f"{last}, and --resume continues from it")
 
 
-def _build_denoiser(plugins, modality, config: TrainConfig):
+def _build_denoiser(plugins, modality, config: TrainConfig, latent):
     size, channels = config.data.size, 3
+    if latent is not None:  # the network denoises latents: smaller by the VAE's scale, in its channels
+        size, channels = size // latent.scale, latent.channels
     if modality is None:
         cls = plugins.denoiser_class("unet")
         arch = {"sample_size": size, "image_channels": channels, "cond_channels": 0}
