@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -26,11 +25,12 @@ from tqdm.auto import tqdm
 from mcdm.atomic import remove_orphans
 from mcdm.checkpoint import save_model
 from mcdm.config_reference import key
-from mcdm.errors import CheckpointError, ConfigError, MCDMError, TrainingError
+from mcdm.errors import CheckpointError, ConfigError, MCDMError
 from mcdm.pixels import to_model_range
 from mcdm.schedule import Prediction, check_schedule, to_eps
 from mcdm.seeds import check_seed
 from mcdm.training.checkpoints import CHECKPOINTS, Checkpoint, refuse_existing, resume as resume_newest, save_checkpoint
+from mcdm.training.guards import FiniteWatch, check_writable_run_folder
 from mcdm.training.log import LOG_FILE, TrainingLog
 from mcdm.training.schedule import learning_rate
 from mcdm.training.trainer import TrainingResult
@@ -113,7 +113,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
         torch.set_num_threads(config.threads)
     latent = open_vae(config)
     out = Path(config.out).expanduser()
-    _check_writable(out)
+    check_writable_run_folder(out)
     accelerator = Accelerator(
         mixed_precision="no" if config.mixed_precision == "fp32" else config.mixed_precision,
         gradient_accumulation_steps=config.grad_accum,
@@ -173,7 +173,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     bar = tqdm(total=config.steps, initial=state.step, desc=f"train {config.modality or 'prior'}",
                disable=not (progress and accelerator.is_main_process))
     started = time.perf_counter()
-    watch = _FiniteWatch(accelerator, check_gradients=config.mixed_precision != "fp16")  # fp16's scaler skips inf
+    watch = FiniteWatch(accelerator, check_gradients=config.mixed_precision != "fp16")  # fp16's scaler skips inf
     while state.step < config.steps:
         for micro in range(config.grad_accum):
             x0, cond = make_batch(data, modality, config, state.step, micro, accelerator.process_index,
@@ -408,17 +408,6 @@ def _validate(config: TrainConfig) -> None:
     check_schedule(dict(config.schedule), "schedule", ConfigError)
 
 
-def _check_writable(out: Path) -> None:
-    """A run folder that can be written, checked (by writing to it) before anything is built."""
-    probe = out / f".write-probe-{os.getpid()}"
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"out={str(out)!r} cannot be written: {exc.strerror or exc}") from exc
-
-
 def _check_runs(denoiser, data, modality, config: TrainConfig, latent) -> None:
     """One forward pass on the first training sample, so an architecture that cannot run on these images
     (e.g. a size its down-sampling does not divide, an empty block list) fails before training starts."""
@@ -434,38 +423,6 @@ def _check_runs(denoiser, data, modality, config: TrainConfig, latent) -> None:
                           f"images with denoiser={dict(config.denoiser)}: {first}") from exc
     if out.shape != x0.shape:
         raise ConfigError(f"the denoiser's output has shape {tuple(out.shape)}, expected {tuple(x0.shape)}")
-
-
-class _FiniteWatch:
-    """Notices the first step whose loss (or gradient) is not finite, without a device sync every step.
-
-    ``observe`` records on the device; ``check`` (on logging and checkpoint steps, which sync anyway) raises a
-    TrainingError naming that step, before any diverged weights reach a checkpoint.
-    """
-
-    NONE = 2**62
-
-    def __init__(self, accelerator, *, check_gradients: bool):
-        self.accelerator, self.check_gradients = accelerator, check_gradients
-        self.first_bad = torch.full((1,), self.NONE, dtype=torch.long, device=accelerator.device)
-
-    def observe(self, step: int, loss: torch.Tensor, model) -> None:
-        finite = torch.isfinite(loss.detach())
-        if self.check_gradients:
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
-            if grads:
-                finite = finite & torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
-        step_now = torch.full_like(self.first_bad, step)
-        self.first_bad = torch.where(finite, self.first_bad, torch.minimum(self.first_bad, step_now))
-
-    def check(self, checkpoints: Path, lr: float) -> None:
-        first = int(self.accelerator.gather(self.first_bad).min().item())  # every rank stops at the same step
-        if first == self.NONE:
-            return
-        kept = sorted(checkpoints.glob("step-*"))
-        last = f"the last good checkpoint is {str(kept[-1])!r}" if kept else "no checkpoint was written"
-        raise TrainingError(f"training stopped: the loss or a gradient was not finite at step {first} (lr {lr:.3g}); "
-                            f"{last}, and --resume continues from it")
 
 
 def _build_denoiser(plugins, modality, config: TrainConfig, latent):

@@ -35,7 +35,7 @@ from mcdm.config_reference import key
 from mcdm.errors import ConfigError, MCDMError
 from mcdm.pixels import to_model_range
 from mcdm.seeds import check_seed
-from mcdm.train import DataConfig, _check_writable, _FiniteWatch, make_batch, open_training_data
+from mcdm.train import DataConfig, make_batch, open_training_data
 from mcdm.training.checkpoints import (
     CHECKPOINTS,
     Checkpoint,
@@ -44,6 +44,7 @@ from mcdm.training.checkpoints import (
     resume as resume_newest,
     save_checkpoint,
 )
+from mcdm.training.guards import FiniteWatch, check_writable_run_folder
 from mcdm.training.log import LOG_FILE, TrainingLog
 from mcdm.training.schedule import learning_rate
 from mcdm.training.trainer import TrainingResult
@@ -133,7 +134,7 @@ def train_vae(config: VaeTrainConfig, *, resume: bool = False, progress: bool = 
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(config.out).expanduser()
-    _check_writable(out)
+    check_writable_run_folder(out)
     judges = _load_judges(config)
     accelerator = Accelerator(mixed_precision="no" if config.mixed_precision == "fp32" else config.mixed_precision,
                               cpu=not torch.cuda.is_available())
@@ -176,7 +177,7 @@ def train_vae(config: VaeTrainConfig, *, resume: bool = False, progress: bool = 
     bar = tqdm(total=config.steps, initial=step, desc="train vae",
                disable=not (progress and accelerator.is_main_process))
     started = time.perf_counter()
-    watch = _FiniteWatch(accelerator, check_gradients=True)
+    watch = FiniteWatch(accelerator, check_gradients=True)
     while step < config.steps:
         x, _ = make_batch(data, None, config, step, 0, accelerator.process_index, accelerator.num_processes)
         x = x.to(accelerator.device)

@@ -4,6 +4,7 @@
     checkpoints.py  resumable training state in checkpoint folders (safetensors + JSON + SHA256SUMS), keep-last-N,
                     resume from the newest readable one
     log.py          the CSV log of a run, trimmed on resume to the checkpoint it continues from
+    guards.py       a writable run folder before any work; a non-finite loss or gradient stopping the run
     trainer.py      what a trainer registers: its config schema and its run function
     builtin.py      the engine's own trainers (denoiser, judges, vae), registered like any plugin's
 
