@@ -325,15 +325,17 @@ def check_trainable(modality, data, config: DataConfig) -> None:
 
 
 def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int, *,
-               condition_size: int):
+               condition_size: int | None = None):
     """Images in [-1, 1] and conditions prepared at ``condition_size`` for one micro-batch: a pure function of
-    (seed, step, micro, rank)."""
+    (seed, step, micro, rank). Without a modality (a prior, a VAE) there are no conditions and no size to give."""
     rng = np.random.default_rng(_batch_seed(config.seed, step, micro, rank))
     indices = rng.integers(0, len(data), size=config.batch_size)
     samples = [data[int(i)] for i in indices]
     images = to_model_range(np.stack([s.image for s in samples]))
     if modality is None:
         return images, None
+    if condition_size is None:
+        raise TypeError("make_batch needs condition_size to prepare a modality's conditions")
     conds = []
     for sample in samples:
         cond = modality.prepare(modality.condition_from_sample(sample, rng), size=condition_size)
