@@ -92,7 +92,7 @@ class MethodConfig:
 
     @property
     def needs_sde(self) -> bool:
-        """Whether the method needs the stochastic sampler whose noise matches the forward process."""
+        """Whether the method needs the reverse SDE's ancestral step (``mcdm.sde.Step``, on the ddpm sampler)."""
         return self.tracks_densities or self.particles > 1
 
 

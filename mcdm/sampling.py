@@ -119,8 +119,8 @@ def check_sde_sampler(scheduler, method: MethodConfig) -> None:
     from diffusers import DDPMScheduler
 
     if not isinstance(scheduler, DDPMScheduler):
-        raise MethodError(f"{method.label} needs the ddpm sampler (a stochastic step whose noise matches the "
-                          f"forward process); {type(scheduler).__name__} integrates the probability-flow ODE")
+        raise MethodError(f"{method.label} needs the ddpm sampler (the reverse SDE's ancestral step); "
+                          f"{type(scheduler).__name__} integrates the probability-flow ODE")
 
 
 def _sample_sde(predictor, scheduler, shape: tuple[int, ...], loop: _Loop) -> torch.Tensor:

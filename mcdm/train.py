@@ -22,7 +22,7 @@ import torch
 from omegaconf import MISSING
 from tqdm.auto import tqdm
 
-from mcdm.atomic import remove_orphans
+from mcdm.atomic import remove_orphans, write_text_atomic
 from mcdm.checkpoint import save_model
 from mcdm.config_reference import key
 from mcdm.errors import CheckpointError, ConfigError, MCDMError
@@ -155,7 +155,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate(
         step, peak=1.0, steps=config.steps, warmup=config.warmup_steps, decay=config.lr_schedule))
-    state = _State(denoiser, ema, optimizer, lr_scheduler)
+    state = _State(denoiser, ema, optimizer, lr_scheduler, space_of(latent))
     if resume:
         resume_newest(out / CHECKPOINTS, MODULES, state.restore, announce=accelerator.is_main_process)
     else:
@@ -167,7 +167,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     cond_size = condition_size(denoiser, config.data.size)
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+        write_text_atomic(out / "config.json", json.dumps(asdict(config), indent=2, default=str))
     log = TrainingLog(out / LOG_FILE, accelerator.is_main_process)
     log.truncate_after(state.step)
     bar = tqdm(total=config.steps, initial=state.step, desc=f"train {config.modality or 'prior'}",
@@ -240,7 +240,9 @@ def export_checkpoint(run: str | Path, out: str | Path, step: int | None = None)
     modality = plugins.modality(config.modality) if config.modality else None
     latent = open_vae(config)
     ema = _build_denoiser(plugins, modality, config, latent)
-    ema.load_state_dict(read_checkpoint(checkpoints[-1], MODULES).modules["ema"])
+    checkpoint = read_checkpoint(checkpoints[-1], MODULES)
+    check_same_space(checkpoint, space_of(latent))
+    ema.load_state_dict(checkpoint.modules["ema"])
     return save_model(out, ema, modality=config.modality, schedule_config=dict(config.schedule),
                       prediction=config.prediction, vae=None if latent is None else latent.folder)
 
@@ -249,6 +251,21 @@ def run(config: TrainConfig, resume: bool) -> TrainingResult:
     """``mcdm train denoiser CONFIG``: train, and say where the model was written."""
     model = train(config, resume=resume)
     return TrainingResult(model, f"trained model written to {model}")
+
+
+def space_of(latent) -> str:
+    """Where a run's weights live: "pixels", or "latent:" and the VAE's identity (``mcdm.latent.vae_id``)."""
+    return "pixels" if latent is None else f"latent:{latent.id}"
+
+
+def check_same_space(checkpoint: Checkpoint, space: str) -> None:
+    """A checkpoint learned in another space (pixels, or another VAE: e.g. the run's vae folder trained further
+    since) must not be resumed or exported with this one. Checkpoints written before the space was recorded pass."""
+    saved = checkpoint.extra.get("space")
+    if saved is not None and saved != space:
+        raise ConfigError(f"checkpoint step {checkpoint.step} was trained in {saved}, and the run's vae now gives "
+                          f"{space}: the vae folder changed since; put the one the run was trained on back, or start a "
+                          "new run")
 
 
 def open_vae(config: TrainConfig):
@@ -469,17 +486,21 @@ def _ranks_in_sync(model, accelerator) -> bool:
 
 
 class _State:
-    """The denoiser run's resumable state: weights, EMA, optimizer, LR scheduler and step (mcdm.training)."""
+    """The denoiser run's resumable state: weights, EMA, optimizer, LR scheduler and step (mcdm.training), and the
+    space the weights were learned in (``space_of``), which a resumed run must share."""
 
-    def __init__(self, denoiser, ema, optimizer, lr_scheduler):
+    def __init__(self, denoiser, ema, optimizer, lr_scheduler, space: str):
         self.denoiser, self.ema, self.optimizer, self.lr_scheduler = denoiser, ema, optimizer, lr_scheduler
+        self.space = space
         self.step = 0
 
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(step=self.step, modules={"denoiser": self.denoiser.state_dict(), "ema": self.ema.state_dict()},
-                          optimizer=self.optimizer.state_dict(), extra={"lr_scheduler": self.lr_scheduler.state_dict()})
+                          optimizer=self.optimizer.state_dict(),
+                          extra={"lr_scheduler": self.lr_scheduler.state_dict(), "space": self.space})
 
     def restore(self, checkpoint: Checkpoint) -> None:
+        check_same_space(checkpoint, self.space)
         self.denoiser.load_state_dict(checkpoint.modules["denoiser"])
         self.ema.load_state_dict(checkpoint.modules["ema"])
         self.optimizer.load_state_dict(checkpoint.optimizer)

@@ -11,7 +11,8 @@ figures of held-out faces (:mod:`mcdm.eval.reconstruction`), and a ``SHA256SUMS`
 
 The run folder is the training kit's (:mod:`mcdm.training`): ``checkpoints/`` (resumable, atomically written),
 ``config.json``, ``log.csv`` and ``summary.json``. Batches are a pure function of (seed, step, rank), so a
-resumed run repeats the uninterrupted one.
+run resumed with the same ``steps`` repeats the uninterrupted one (a cosine schedule's curve depends on ``steps``:
+resumed with more, it decays from where it was towards the new end).
 """
 
 from __future__ import annotations
@@ -171,7 +172,7 @@ def train_vae(config: VaeTrainConfig, *, resume: bool = False, progress: bool = 
 
     model, optimizer = accelerator.prepare(_Reconstruction(vae), optimizer)
     if accelerator.is_main_process:
-        (out / "config.json").write_text(json.dumps(asdict(config), indent=2) + "\n")
+        write_text_atomic(out / "config.json", json.dumps(asdict(config), indent=2) + "\n")
     log = TrainingLog(out / LOG_FILE, accelerator.is_main_process)
     log.truncate_after(step)
     bar = tqdm(total=config.steps, initial=step, desc="train vae",

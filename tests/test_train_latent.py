@@ -130,6 +130,25 @@ def test_a_resumed_latent_run_repeats_the_uninterrupted_one(tmp_path, vae, modal
     assert all(torch.equal(exported.denoiser.state_dict()[k], v) for k, v in ema_weights(whole, 2).items())
 
 
+def test_a_run_whose_vae_changed_since_is_neither_resumed_nor_exported(tmp_path):
+    from mcdm.errors import ConfigError
+
+    vae = write_vae(tmp_path / "vae")
+    run = tmp_path / "run"
+    train(config(run, vae, "steps=2"), progress=False)
+    write_vae(vae, seed=1)  # the same folder, trained further: other weights, another latent space
+    with pytest.raises(ConfigError, match=rf"was trained in latent:{vae_id_before(run)}, and the run's vae now "
+                                          rf"gives latent:{vae_id(vae)}"):
+        train(config(run, vae, "steps=4"), resume=True, progress=False)
+    with pytest.raises(ConfigError, match="the vae folder changed since"):
+        export_checkpoint(run, tmp_path / "exported")
+
+
+def vae_id_before(run: Path) -> str:
+    """The identity of the VAE the run was trained on, from the copy its model folder keeps."""
+    return vae_id(run / "model" / "vae")
+
+
 def test_a_latent_run_trains_under_bf16_on_a_gpu(tmp_path, vae, plugins):
     if not torch.cuda.is_available():
         pytest.skip("needs a GPU")

@@ -124,7 +124,10 @@ def _fingerprint(options: EvalOptions) -> dict:
     models and of the judges (not where they lie) and the run's options. Not mcdm's own code: after changing it,
     run without ``resume``."""
     folder, config = open_composition(options.model)
+    # the whole folder too: a modality may read files beside its model (the text plugin's clip/, the CLIP score);
+    # the run's own output may lie inside it and is not what the figures depend on
     models = {"composition": repr(config), "models": model_checksums(folder, config),
+              "files": folder_digest(Path(folder), exclude=Path(options.out)),
               "judges": folder_digest(resolve(options.judges))}
     if options.oracle is not None:
         models["oracle"] = folder_digest(options.oracle)

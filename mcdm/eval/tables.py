@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Mapping
 
+from mcdm.atomic import write_text_atomic
 from mcdm.eval.inputs import SCORED_ATTRIBUTES
 from mcdm.eval.scoring import DROP_FIGURES, REALISM, controlled_figures, modality_drops
 
@@ -92,8 +93,9 @@ def methods_table(results: dict) -> str:
 
 
 def write_tables(results: dict, out: Path, table: str) -> None:
-    """results.json (the results without their images) and results.md (``table``, e.g. ``markdown_table``'s)."""
+    """results.json (the results without their images) and results.md (``table``, e.g. ``markdown_table``'s),
+    each replaced whole: they are rewritten after every row, and a run stopped mid-write keeps the last ones."""
     out.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in results.items() if k not in ("samples", "real")}
-    (out / "results.json").write_text(json.dumps(public, indent=2) + "\n")
-    (out / "results.md").write_text(table)
+    write_text_atomic(out / "results.json", json.dumps(public, indent=2) + "\n")
+    write_text_atomic(out / "results.md", table)

@@ -267,5 +267,10 @@ def test_eval_resumes_the_rows_a_run_finished_and_runs_only_the_named_ones(compo
     result, other_seed = run("--resume", "--seed", "1", "--only", names[0])
     assert result.exit_code == 0, result.output
     assert other_seed[0]["seconds"] != first[0]["seconds"]  # another run's row: generated anew
+    (composition / "clip").mkdir()  # a file a modality may read beside the models (the text plugin's CLIP)
+    (composition / "clip" / "config.json").write_text("{}")
+    result, other_files = run("--resume", "--only", names[0])
+    assert result.exit_code == 0, result.output
+    assert other_files[0]["seconds"] != first[0]["seconds"]
     result, _ = run("--only", "no such row")
     assert result.exit_code != 0 and "no row named 'no such row'" in result.output
