@@ -125,8 +125,6 @@ def test_a_trained_vae_s_figures_are_finite_and_below_the_perfect_ones(tmp_path,
     for side in ("real", "reconstructed"):
         assert set(figures[side]) == {*JUDGED, "attributes"}
         assert all(0 <= figures[side][name] <= 1 for name in JUDGED)
-    assert figures["difference"]["mask_iou"] == pytest.approx(
-        figures["reconstructed"]["mask_iou"] - figures["real"]["mask_iou"], abs=1e-4)
 
 
 @pytest.mark.parametrize(
