@@ -108,7 +108,7 @@ def evaluate(composer, judges: Judges, rows: Sequence[Row], *, n: int = 64, step
     check_seed(seed + 1000 * (diversity_samples + 1) + n, "seed plus the offsets of its batches and diversity draws")
     composers = [composer, *others]
     parts = face_parts(composer.plugins, [m for c in composers for m in c.modalities])
-    test_split = SynthFaces(size=composer.sample_size, seed=0, split="test", length=n + reference)
+    test_split = SynthFaces(size=composer.image_size, seed=0, split="test", length=n + reference)
     faces = [test_split[i] for i in range(n)]
     real = np.stack([face.image for face in faces])
     reference_features = judges.attributes.features(np.stack([test_split[n + i].image for i in range(reference)]))

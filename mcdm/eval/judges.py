@@ -119,6 +119,16 @@ def judge_input(images: Any, size: int | None = None, name: str = "images") -> t
     return tensor.contiguous()
 
 
+def area_downsample(images: torch.Tensor, size: int, name: str = "images") -> torch.Tensor:
+    """Float images ``(N, 3, S, S)`` averaged over (S/size)x(S/size) squares to ``(N, 3, size, size)``: how a
+    judge trained at ``size`` reads a larger face. S must be a multiple of ``size``."""
+    side = images.shape[-1]
+    if images.shape[-2] != side or side % size:
+        raise ValueError(f"{name}: this judge reads {size}x{size} images (its training size) or square images of "
+                         f"a multiple of that size, averaged down; got {images.shape[-2]}x{side}")
+    return images if side == size else torch.nn.functional.avg_pool2d(images, side // size)
+
+
 # ---------------------------------------------------------------- networks
 
 
@@ -228,7 +238,8 @@ class _Judge:
         return sum(p.numel() for p in self.net.parameters())
 
     def _batches(self, images: Any, batch_size: int) -> Iterator[torch.Tensor]:
-        x = judge_input(images, self.image_size)
+        """Batches at the judge's size: images of a multiple of it are averaged down (``area_downsample``)."""
+        x = area_downsample(judge_input(images), self.image_size)
         for start in range(0, x.shape[0], batch_size):
             yield x[start : start + batch_size].to(self.device)
 
@@ -292,9 +303,13 @@ class ParsingJudge(_Judge):
 
     @torch.inference_mode()
     def parse(self, images: Any, batch_size: int = 256) -> np.ndarray:
-        """``(N, H, W)`` uint8 label maps of ``LABELS`` ids, one per image (a single image gives N = 1)."""
-        masks = [self.net(x).argmax(dim=1).to(torch.uint8).cpu() for x in self._batches(images, batch_size)]
-        return torch.cat(masks).numpy()
+        """``(N, H, W)`` uint8 label maps of ``LABELS`` ids, one per image (a single image gives N = 1), at the
+        images' own size: an image larger than the judge's is parsed averaged down, each label then covering the
+        square it was averaged from."""
+        images = judge_input(images)
+        masks = torch.cat([self.net(x).argmax(dim=1).to(torch.uint8).cpu() for x in self._batches(images, batch_size)])
+        factor = images.shape[-1] // self.image_size
+        return masks.repeat_interleave(factor, 1).repeat_interleave(factor, 2).numpy()
 
 
 class AttributeJudge(_Judge):

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mcdm.errors import ArgumentError
-from mcdm.eval.judges import Judges, attribute_targets
+from mcdm.eval.judges import Judges, area_downsample, attribute_targets
 from mcdm.eval.train_judges import evaluate_attributes, evaluate_parsing
 from mcdm.pixels import to_model_range, to_uint8
 
@@ -52,14 +52,6 @@ def reconstruct(vae, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     return np.concatenate(out)
 
 
-def area_downsample(images: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 images (N, S, S, 3) averaged over S/size x S/size squares: float (N, 3, size, size) in [-1, 1]."""
-    if images.shape[1] % size:
-        raise ArgumentError(f"{images.shape[1]}x{images.shape[1]} faces do not average down to the judges' "
-                            f"{size}x{size}: the size must be a multiple of {size}")
-    return torch.nn.functional.avg_pool2d(to_model_range(images), images.shape[1] // size)
-
-
 def judged(judges: Judges, images: torch.Tensor, masks: np.ndarray, targets: dict[str, torch.Tensor]) -> dict:
     """``mask_iou`` and pooled ``attribute_accuracy`` (with each attribute's) of images at the judges' size."""
     attributes = evaluate_attributes(judges.attributes, images, targets)
@@ -80,6 +72,9 @@ def reconstruction_figures(vae, judges: Judges, *, n: int = 256, size: int = 64,
     judge_size = judges.parsing.image_size
     if judges.attributes.image_size != judge_size:
         raise ArgumentError(f"the judges read different sizes ({judge_size} and {judges.attributes.image_size})")
+    if size % judge_size:
+        raise ArgumentError(f"{size}x{size} faces do not average down to the judges' {judge_size}x{judge_size}: the "
+                            f"size must be a multiple of {judge_size}")
     faces = SynthFaces(size=size, seed=seed, split="test", length=n)
     at_judge_size = SynthFaces(size=judge_size, seed=seed, split="test", length=n)  # the same faces, rendered there
     real = np.stack([faces[i].image for i in range(n)])
@@ -87,8 +82,9 @@ def reconstruction_figures(vae, judges: Judges, *, n: int = 256, size: int = 64,
     masks = np.stack([at_judge_size[i].mask for i in range(n)])
     rows = [attribute_targets(faces.attributes(i)) for i in range(n)]
     targets = {name: torch.tensor([row[name] for row in rows]) for name in rows[0]}
-    real_judged = judged(judges, area_downsample(real, judge_size), masks, targets)
-    reconstructed_judged = judged(judges, area_downsample(reconstructed, judge_size), masks, targets)
+    # at the judges' size, against the masks rendered there (the judges' own training targets)
+    real_judged = judged(judges, area_downsample(to_model_range(real), judge_size), masks, targets)
+    reconstructed_judged = judged(judges, area_downsample(to_model_range(reconstructed), judge_size), masks, targets)
     return {
         "faces": {"dataset": "synthfaces", "split": "test", "seed": seed, "size": size, "n": n},
         "judged_at": judge_size,

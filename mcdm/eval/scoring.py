@@ -19,6 +19,10 @@ whatever the row gave the model, so a row shows how far each input is obeyed wit
   mentions. Gender is judged too but not scored: its cues are a fraction of a pixel at 32x32, and the judge
   itself reads it right only 96% of the time.
 
+Faces are drawn at the composition's image size (a latent composition's decoded size). Judges trained at a
+smaller size read them averaged down to it (a 64x64 face as its 2x2 means; ``mcdm.eval.judges.area_downsample``)
+and give label maps back at the face's size; edges and sketches are compared at the face's size.
+
 The same scores of the real held-out faces are the judges' ceiling. Two more figures say whether the
 samples look like faces and differ from one another:
 

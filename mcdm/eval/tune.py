@@ -31,7 +31,7 @@ def tune_weights(composer, judges, modalities: Sequence[str], *, n: int = 32, gr
                  steps: int | None = None, scheduler: str | None = None, seed: int = 0, batch_size: int = 32,
                  progress: bool = True) -> tuple[dict[str, float], list[dict]]:
     """``(weights, trials)``: the best weights found and every (weights, objective) tried."""
-    faces = validation_faces(composer.sample_size, n)
+    faces = validation_faces(composer.image_size, n)
     targets = targets_for(faces, "full")
     run = dict(steps=steps, scheduler=scheduler, seed=seed, batch_size=batch_size)
 

@@ -70,7 +70,7 @@ class Server:
         self.specs = {name: getattr(m, "input_spec", None) for name, m in composer.modalities.items()}
         for name, spec in self.specs.items():
             _check_spec(name, spec)
-        self.examples = held_out_examples(list(composer.modalities), workdir / "examples", composer.sample_size)
+        self.examples = held_out_examples(list(composer.modalities), workdir / "examples", composer.image_size)
         self._folders: deque[Path] = deque()
 
     # --- one request ------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def build_app(server: Server):
     with gr.Blocks(title=f"mcdm: {server.config.name}", analytics_enabled=False) as app:
         gr.Markdown(f"# mcdm · {server.config.name}\nCompose {', '.join(composer.modalities) or 'the prior'} at "
                     f"sampling time (eps* = eps_u + sum_i w_i (eps_i - b_i)); any subset of the inputs, "
-                    f"{composer.sample_size}x{composer.sample_size} images.")
+                    f"{composer.image_size}x{composer.image_size} images.")
         with gr.Row():
             with gr.Column(scale=3):
                 for name in composer.modalities:

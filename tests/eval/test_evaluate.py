@@ -16,7 +16,7 @@ from mcdm.compose import Composer
 from mcdm.eval.evaluate import evaluate
 from mcdm.eval.inputs import face_parts
 from mcdm.eval.pictures import write_pictures
-from mcdm.eval.rows import methods_rows, negation_rows, partial_input_rows, standard_rows
+from mcdm.eval.rows import Row, methods_rows, negation_rows, partial_input_rows, standard_rows
 from mcdm.eval.scoring import FIGURES, REALISM, min_ratios, modality_drops, score
 from mcdm.eval.tables import drops_table, markdown_table, write_tables
 from mcdm.eval.judges import AttributeJudge, Judges, ParsingJudge
@@ -274,3 +274,30 @@ def test_eval_resumes_the_rows_a_run_finished_and_runs_only_the_named_ones(compo
     assert other_files[0]["seconds"] != first[0]["seconds"]
     result, _ = run("--only", "no such row")
     assert result.exit_code != 0 and "no row named 'no such row'" in result.output
+
+
+def test_a_latent_composition_is_scored_at_its_image_size_by_judges_of_half_that_size(tmp_path):
+    """Latents 16x16 decode to 32x32 faces: the held-out faces (inputs and targets) are drawn at 32x32, and
+    judges trained at 16x16 read the samples and the real faces averaged down."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
+                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=4,
+                  layers_per_block=1, norm_num_groups=4, sample_size=32).save_pretrained(tmp_path / "vae")
+    unet = make_plugin_manager(strict=True).denoiser_class("unet")
+    small = {"sample_size": 16, "image_channels": 4, "block_out_channels": (8, 16), "layers_per_block": 1,
+             "attention": False}
+    save_model(tmp_path / "prior", unet.build(**small), modality=None, schedule_config=SCHEDULE, vae=tmp_path / "vae")
+    save_model(tmp_path / "sketch", unet.build(cond_channels=1, **small), modality="sketch", schedule_config=SCHEDULE,
+               vae=tmp_path / "vae")
+    (tmp_path / "composition.yaml").write_text(yaml.safe_dump(
+        {"prior": "prior", "steps": 2, "modalities": {"sketch": {"path": "sketch"}}}))
+    composer = Composer.from_pretrained(tmp_path)
+    assert (composer.sample_size, composer.image_size) == (16, 32)
+    judges = Judges(ParsingJudge.build(image_size=16), AttributeJudge.build(image_size=16))
+    results = evaluate(composer, judges, [Row("sketch", ("sketch",))], n=2, reference=2, diversity_faces=0,
+                       progress=False)
+    assert results["samples"]["sketch"].shape == (2, 32, 32, 3)
+    assert results["ceiling"]["edge_f1"] == 1.0  # the real faces against their own sketches, at 32x32
+    assert all(np.isfinite(results["rows"][0]["figures"][name]) for name in FIGURES)

@@ -97,6 +97,22 @@ def test_predict_and_features(attribute_judge, faces):
     np.testing.assert_allclose(attribute_judge.features(judge_input(images)), features, rtol=1e-5, atol=1e-6)
 
 
+def test_a_face_larger_than_the_judge_is_read_as_its_area_average(parsing_judge, attribute_judge):
+    """A 64x64 face is judged as its 2x2 means at the judges' 32x32; its label map comes back at 64x64, each
+    label over the square it was averaged from. A size that does not average down is refused."""
+    large = np.stack([f.image for f in [SynthFaces(size=64, split="test", length=2)[i] for i in range(2)]])
+    averaged = torch.nn.functional.avg_pool2d(judge_input(large), 2)
+    np.testing.assert_allclose(attribute_judge.features(large), attribute_judge.features(averaged), rtol=1e-5,
+                               atol=1e-6)
+    assert attribute_judge.predict(large) == attribute_judge.predict(averaged)
+    small = parsing_judge.parse(averaged)
+    masks = parsing_judge.parse(large)
+    assert masks.shape == (2, 64, 64)
+    np.testing.assert_array_equal(masks, small.repeat(2, axis=1).repeat(2, axis=2))
+    with pytest.raises(ValueError, match="a multiple of that size"):
+        parsing_judge.parse(np.zeros((1, 48, 48, 3), np.uint8))
+
+
 def test_save_load_round_trip_gives_identical_outputs(tmp_path, parsing_judge, attribute_judge, faces):
     images = np.stack([f.image for f in faces])
     parsing_judge.save(tmp_path / "parsing")
