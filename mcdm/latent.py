@@ -4,8 +4,8 @@ A latent model's ``mcdm.json`` says ``"space": "latent"`` and names its VAE fold
 compose only in one space: pixel with pixel, or latents of the same VAE, the same weights and scaling factor
 (:func:`vae_id`). Conditions are prepared at image resolution (the denoiser type says whether it reads them there
 or at latent size), per-pixel weights are area-pooled to the latent grid (:func:`pool_weights`), and the latents
-are decoded once, at the end (:meth:`LatentSpace.decode`). Training encodes each batch's images
-(:meth:`LatentSpace.encode`), the inverse of decode's scaling.
+are decoded once, at the end (:meth:`LatentSpace.decode`). Training encodes the images (:meth:`LatentSpace.encode`,
+the inverse of decode's scaling), each batch's or, once, a cached training set's (mcdm.latent_cache).
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ class LatentSpace:
         parameter = next(self.vae.parameters())
         with torch.no_grad():  # not inference_mode: the latents enter the training step's autograd graph
             mean = self.vae.encode(images.to(parameter.device, parameter.dtype)).latent_dist.mean
-        return (mean.float() - (getattr(config, "shift_factor", None) or 0.0)) * config.scaling_factor
+        latents = (mean.float() - (getattr(config, "shift_factor", None) or 0.0)) * config.scaling_factor
+        # The encoder may leave them channels-last; the denoiser's kernels then sum in another order than on the
+        # same values in the usual layout, as mcdm.latent_cache stores them.
+        return latents.contiguous()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """One decode of the final latents, in the VAE's dtype; one image at a time, and in tiles when large."""

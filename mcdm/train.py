@@ -4,7 +4,8 @@ The same loop runs on a CPU, one GPU, or many GPUs and nodes through ``accelerat
 It is resumable: every ``checkpoint_every`` steps it writes the full training state atomically; ``resume``
 continues from the newest checkpoint that loads, falling back to the one before if the newest is corrupt.
 Batches are a pure function of (seed, step, rank), so a resumed run repeats the same loss curve. With ``vae`` set
-the denoiser learns a frozen VAE's latents of the images (mcdm.latent) and its model folder is a latent model.
+the denoiser learns a frozen VAE's latents of the images (mcdm.latent) and its model folder is a latent model; on
+a cached synthfaces set those latents are encoded once and read by index (mcdm.latent_cache).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -71,6 +72,9 @@ class TrainConfig:
                                        "starts from, matched by tensor name and shape; see docs/training.md")
     vae: str | None = key(None, "a diffusers AutoencoderKL folder (safetensors): the denoiser learns its latents of "
                                 "the images and model/ is a latent model; null: pixels; see docs/training.md")
+    latent_cache: bool = key(True, "with vae, on a synthfaces set cached on disk (data.length from 5,000): encode "
+                                   "its images once, into the dataset's cache folder, for every run on that VAE and "
+                                   "data; false: encode each batch (the same latents up to float rounding)")
     schedule: dict[str, Any] = key(doc="the diffusers noise schedule; the default is the one every shipped model "
                                         "shares (linear betas 1e-4 to 0.02, 1000 steps), which composing needs",
                                     factory=lambda: dict(SHIPPED_SCHEDULE))
@@ -143,7 +147,9 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                           ) from exc
     if latent is not None:
         latent.vae.to(accelerator.device)
-    _check_runs(denoiser, data, modality, config, latent)
+    with accelerator.main_process_first():  # one process encodes, the others then read its latents
+        latents = open_latents(data, latent, config, progress=progress and accelerator.is_main_process)
+    _check_runs(denoiser, data, modality, config, latent, latents)
     if config.init_from and not resume:  # a resumed run's checkpoint holds the weights
         from mcdm.warm_start import warm_start
 
@@ -176,10 +182,10 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     watch = FiniteWatch(accelerator, check_gradients=config.mixed_precision != "fp16")  # fp16's scaler skips inf
     while state.step < config.steps:
         for micro in range(config.grad_accum):
-            x0, cond = make_batch(data, modality, config, state.step, micro, accelerator.process_index,
-                                  accelerator.num_processes, condition_size=cond_size)
-            x0 = to_training_space(x0.to(accelerator.device), latent)
-            cond = None if cond is None else cond.to(accelerator.device)
+            batch = make_batch(data, modality, config, state.step, micro, accelerator.process_index,
+                               accelerator.num_processes, condition_size=cond_size)
+            x0 = to_training_space(batch, latent, latents, accelerator.device)
+            cond = None if batch.cond is None else batch.cond.to(accelerator.device)
             g = torch.Generator().manual_seed(_batch_seed(config.seed, state.step, micro, accelerator.process_index) + 1)
             noise = torch.randn(x0.shape, generator=g).to(accelerator.device)
             t = torch.randint(0, noise_schedule.config.num_train_timesteps, (x0.shape[0],), generator=g).to(accelerator.device)
@@ -288,9 +294,25 @@ def open_vae(config: TrainConfig):
     return latent
 
 
-def to_training_space(images: torch.Tensor, latent) -> torch.Tensor:
-    """What the denoiser learns to denoise: the images themselves, or the VAE's latents of them."""
-    return images if latent is None else latent.encode(images)
+def open_latents(data, latent, config: TrainConfig, *, progress: bool = True) -> np.ndarray | None:
+    """The latents of every training image, encoded once (``mcdm.latent_cache``), where the run learns a VAE's
+    latents of a synthfaces cache and ``latent_cache`` is on; None where each batch is encoded as it is drawn."""
+    from mcdm.data.cache import SynthCache
+    from mcdm.latent_cache import load_or_build_latents
+
+    if latent is None or not config.latent_cache or not isinstance(data, SynthCache):
+        return None
+    return load_or_build_latents(data, latent, progress=progress)
+
+
+def to_training_space(batch: "Batch", latent, latents: np.ndarray | None, device) -> torch.Tensor:
+    """What the denoiser learns to denoise, on ``device``: the batch's images, or the VAE's latents of them, read
+    by index from ``latents`` (``open_latents``) where there are some and encoded here otherwise."""
+    if latent is None:
+        return batch.images.to(device)
+    if latents is not None:
+        return torch.from_numpy(latents[batch.indices]).to(device)
+    return latent.encode(batch.images).to(device)
 
 
 def condition_size(denoiser, image_size: int) -> int:
@@ -341,23 +363,32 @@ def check_trainable(modality, data, config: DataConfig) -> None:
                           f"sample ({sample.name}) gives no usable input ({type(exc).__name__}: {exc})") from exc
 
 
+class Batch(NamedTuple):
+    """One micro-batch: which training samples were drawn, their images in [-1, 1] and their conditions."""
+
+    indices: np.ndarray
+    images: torch.Tensor
+    cond: torch.Tensor | None
+
+
 def make_batch(data, modality, config: TrainConfig, step: int, micro: int, rank: int, world: int, *,
-               condition_size: int | None = None):
-    """Images in [-1, 1] and conditions prepared at ``condition_size`` for one micro-batch: a pure function of
-    (seed, step, micro, rank). Without a modality (a prior, a VAE) there are no conditions and no size to give."""
+               condition_size: int | None = None) -> Batch:
+    """The samples drawn for one micro-batch, their images and their conditions prepared at ``condition_size``: a
+    pure function of (seed, step, micro, rank). Without a modality (a prior, a VAE) there are no conditions and no
+    size to give."""
     rng = np.random.default_rng(_batch_seed(config.seed, step, micro, rank))
     indices = rng.integers(0, len(data), size=config.batch_size)
     samples = [data[int(i)] for i in indices]
     images = to_model_range(np.stack([s.image for s in samples]))
     if modality is None:
-        return images, None
+        return Batch(indices, images, None)
     if condition_size is None:
         raise TypeError("make_batch needs condition_size to prepare a modality's conditions")
     conds = []
     for sample in samples:
         cond = modality.prepare(modality.condition_from_sample(sample, rng), size=condition_size)
         conds.append(modality.null_condition(cond) if rng.random() < config.condition_dropout else cond)
-    return images, torch.stack(conds)
+    return Batch(indices, images, torch.stack(conds))
 
 
 def write_sample_grid(ema, modality, config: TrainConfig, noise_schedule, path: Path, latent=None,
@@ -427,15 +458,15 @@ def _validate(config: TrainConfig) -> None:
     check_schedule(dict(config.schedule), "schedule", ConfigError)
 
 
-def _check_runs(denoiser, data, modality, config: TrainConfig, latent) -> None:
+def _check_runs(denoiser, data, modality, config: TrainConfig, latent, latents: np.ndarray | None) -> None:
     """One forward pass on the first training sample, so an architecture that cannot run on these images
     (e.g. a size its down-sampling does not divide, an empty block list) fails before training starts."""
-    x0, cond = make_batch(data, modality, replace(config, batch_size=1, condition_dropout=0.0), 0, 0, 0, 1,
-                          condition_size=condition_size(denoiser, config.data.size))
-    x0 = to_training_space(x0, latent).to(next(denoiser.parameters()).device)  # the VAE may be on the GPU already
+    batch = make_batch(data, modality, replace(config, batch_size=1, condition_dropout=0.0), 0, 0, 0, 1,
+                       condition_size=condition_size(denoiser, config.data.size))
+    x0 = to_training_space(batch, latent, latents, next(denoiser.parameters()).device)  # the VAE may be on the GPU
     try:
         with torch.no_grad():
-            out = denoiser(x0, torch.zeros(1, dtype=torch.long), cond)
+            out = denoiser(x0, torch.zeros(1, dtype=torch.long), batch.cond)
     except Exception as exc:  # any failure here would fail every step the same way
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"the {config.modality or 'prior'} denoiser cannot run on data.size={config.data.size} "

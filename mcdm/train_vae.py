@@ -180,7 +180,7 @@ def train_vae(config: VaeTrainConfig, *, resume: bool = False, progress: bool = 
     started = time.perf_counter()
     watch = FiniteWatch(accelerator, check_gradients=True)
     while step < config.steps:
-        x, _ = make_batch(data, None, config, step, 0, accelerator.process_index, accelerator.num_processes)
+        x = make_batch(data, None, config, step, 0, accelerator.process_index, accelerator.num_processes).images
         x = x.to(accelerator.device)
         noise = torch.Generator().manual_seed(_noise_seed(config.seed, step, accelerator.process_index))
         with accelerator.autocast():
@@ -308,7 +308,7 @@ def _build_checked(config: VaeTrainConfig, data):
     except (TypeError, ValueError, RuntimeError) as exc:  # the architecture's own check of its arguments
         raise ConfigError(f"block_out_channels={list(config.block_out_channels)} does not build a VAE: "
                           f"{_first_line(exc)}") from exc
-    x, _ = make_batch(data, None, replace(config, batch_size=1), 0, 0, 0, 1)
+    x = make_batch(data, None, replace(config, batch_size=1), 0, 0, 0, 1).images
     try:
         with torch.no_grad():
             reconstruction = vae(x).sample
