@@ -93,7 +93,7 @@ def run_eval(options: EvalOptions, *, progress: bool = True) -> Evaluation:
         parts = face_parts(composer.plugins, [*modalities, joint.modality])
 
     rows = _selected(rows, options.only)
-    store = RowStore(options.out / "rows", _fingerprint(options), reuse=options.resume)
+    store = RowStore(options.out / "rows", _fingerprint(options, composer), reuse=options.resume)
 
     def table(results: dict) -> str:
         return methods_table(results) if options.rows == "methods" else markdown_table(results, parts)
@@ -119,10 +119,11 @@ def _selected(rows: list[Row], only: tuple[str, ...]) -> list[Row]:
     return [row for row in rows if not only or row.name in only]
 
 
-def _fingerprint(options: EvalOptions) -> dict:
+def _fingerprint(options: EvalOptions, composer) -> dict:
     """What a stored row's figures depend on besides the row itself: the composition's settings, the files of its
-    models and of the judges (not where they lie) and the run's options. Not mcdm's own code: after changing it,
-    run without ``resume``."""
+    models and of the judges (not where they lie), the run's options, and the device and precision it ran at (its
+    samples' last bits and its seconds per image). Not mcdm's own code: after changing it, run without
+    ``resume``."""
     folder, config = open_composition(options.model)
     # the whole folder too: a modality may read files beside its model (the text plugin's clip/, the CLIP score);
     # the run's own output may lie inside it and is not what the figures depend on
@@ -131,7 +132,7 @@ def _fingerprint(options: EvalOptions) -> dict:
               "judges": folder_digest(resolve(options.judges))}
     if options.oracle is not None:
         models["oracle"] = folder_digest(options.oracle)
-    return {**models, "n": options.n, "steps": options.steps, "scheduler": options.scheduler, "seed": options.seed,
+    return {**models, "device": composer.device.type, "precision": str(composer.precision), "n": options.n, "steps": options.steps, "scheduler": options.scheduler, "seed": options.seed,
             "reference": options.reference, "diversity_samples": options.diversity_samples}
 
 
