@@ -129,7 +129,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     plugins = make_plugin_manager()
     modality = plugins.modality(config.modality) if config.modality else None
     try:
-        data = open_training_data(config.data)
+        with accelerator.main_process_first():  # one process renders a missing dataset cache, the others map it
+            data = open_training_data(config.data)
     except MCDMError:
         raise
     except ValueError as exc:  # the dataset's own check of size, variant, ...

@@ -143,7 +143,8 @@ def train_vae(config: VaeTrainConfig, *, resume: bool = False, progress: bool = 
         for parent in (out, out / CHECKPOINTS):
             remove_orphans(parent)
     try:
-        data = open_training_data(config.data)
+        with accelerator.main_process_first():  # one process renders a missing dataset cache, the others map it
+            data = open_training_data(config.data)
     except MCDMError:
         raise
     except ValueError as exc:  # the dataset's own check of size, variant, ...
