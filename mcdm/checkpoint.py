@@ -258,14 +258,10 @@ def files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file())
 
 
-def folder_digest(folder: Path, exclude: Path | None = None) -> str:
-    """SHA-256 over the paths and contents of every file below ``folder`` (but those below ``exclude``): one name
-    for what it holds."""
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over the paths and contents of every file below ``folder``: one name for what it holds."""
     digest = hashlib.sha256()
-    skipped = exclude.resolve() if exclude is not None else None
     for path in files_under(folder):
-        if skipped is not None and path.resolve().is_relative_to(skipped):
-            continue
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         hash_into(digest, path)
     return digest.hexdigest()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +26,16 @@ TILE_ABOVE = 2  # decode in tiles when the image is more than this many times th
 
 
 def vae_id(folder: str | os.PathLike) -> str:
-    """A VAE's identity: SHA-256 of its scaling factor and weights (12 hex digits), the same wherever it lies."""
+    """A VAE's identity: SHA-256 of its config and weights (12 hex digits), the same wherever it lies.
+
+    The config's own bookkeeping keys (``_class_name``, ``_diffusers_version``, ``_name_or_path``: "_"-prefixed)
+    are left out, so a copy saved by another diffusers version is the same VAE; every other key (the scaling
+    factor, the architecture) changes what the latents are."""
     folder = Path(folder)
     files = safetensors_weights(folder, DIFFUSERS_WEIGHTS, CheckpointError)
     config = read_json_object(folder / "config.json", CheckpointError)
-    digest = hashlib.sha256(repr((config.get("scaling_factor"), config.get("shift_factor"))).encode())
+    described = {key: value for key, value in config.items() if not key.startswith("_")}
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True).encode())
     for path in files:
         stat = path.stat()
         digest.update(_file_digest(str(path.resolve()), stat.st_size, stat.st_mtime_ns).encode())

@@ -129,7 +129,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
     plugins = make_plugin_manager()
     modality = plugins.modality(config.modality) if config.modality else None
     try:
-        with accelerator.main_process_first():  # one process renders a missing dataset cache, the others map it
+        with accelerator.local_main_process_first():  # one process a machine renders a missing cache, the rest map it
             data = open_training_data(config.data)
     except MCDMError:
         raise
@@ -148,7 +148,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
                           ) from exc
     if latent is not None:
         latent.vae.to(accelerator.device)
-    with accelerator.main_process_first():  # one process encodes, the others then read its latents
+    with accelerator.local_main_process_first():  # one process a machine encodes, the others then read its latents
         latents = open_latents(data, latent, config, progress=progress and accelerator.is_main_process)
     _check_runs(denoiser, data, modality, config, latent, latents)
     if config.init_from and not resume:  # a resumed run's checkpoint holds the weights

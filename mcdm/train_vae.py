@@ -143,7 +143,7 @@ def train_vae(config: VaeTrainConfig, *, resume: bool = False, progress: bool = 
         for parent in (out, out / CHECKPOINTS):
             remove_orphans(parent)
     try:
-        with accelerator.main_process_first():  # one process renders a missing dataset cache, the others map it
+        with accelerator.local_main_process_first():  # one process a machine renders a missing cache, the rest map it
             data = open_training_data(config.data)
     except MCDMError:
         raise

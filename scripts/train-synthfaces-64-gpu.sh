@@ -36,6 +36,16 @@ start vae $MCDM train vae configs/vae/vae-64.yaml out="$RUNS/vae"
 start clip $MCDM train clip configs/clip/clip-64.yaml out="$RUNS/clip" device=cuda precision=bf16
 finish
 
+# their latents, encoded once by the trained VAE (four runs starting together would each encode them)
+start latents-64 .venv/bin/python -c "
+from mcdm.data.cache import load_or_build_cache
+from mcdm.latent import load_vae
+from mcdm.latent_cache import load_or_build_latents
+latent = load_vae('$RUNS/vae/model')
+latent.vae.to('cuda')  # where the runs would encode them
+load_or_build_latents(load_or_build_cache(64, 50000, 0, 'train'), latent)"
+finish
+
 LATENT=(vae="$RUNS/vae/model" data.size=64 mixed_precision=bf16)
 for modality in prior sketch segmentation; do
   start "$modality" $MCDM train denoiser "configs/train/$modality.yaml" out="$RUNS/$modality" "${LATENT[@]}"

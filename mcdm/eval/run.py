@@ -124,16 +124,30 @@ def _fingerprint(options: EvalOptions, composer) -> dict:
     models and of the judges (not where they lie), the run's options, and the device and precision it ran at (its
     samples' last bits and its seconds per image). Not mcdm's own code: after changing it, run without
     ``resume``."""
+    import torch
+
     folder, config = open_composition(options.model)
-    # the whole folder too: a modality may read files beside its model (the text plugin's clip/, the CLIP score);
-    # the run's own output may lie inside it and is not what the figures depend on
     models = {"composition": repr(config), "models": model_checksums(folder, config),
-              "files": folder_digest(Path(folder), exclude=Path(options.out)),
+              "beside": _folders_beside_models(Path(folder), config, Path(options.out)),
               "judges": folder_digest(resolve(options.judges))}
     if options.oracle is not None:
         models["oracle"] = folder_digest(options.oracle)
-    return {**models, "device": composer.device.type, "precision": str(composer.precision), "n": options.n, "steps": options.steps, "scheduler": options.scheduler, "seed": options.seed,
-            "reference": options.reference, "diversity_samples": options.diversity_samples}
+    device = composer.device
+    return {**models, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+            "precision": str(composer.precision), "n": options.n, "steps": options.steps,
+            "scheduler": options.scheduler, "seed": options.seed, "reference": options.reference,
+            "diversity_samples": options.diversity_samples}
+
+
+def _folders_beside_models(folder: Path, config, out: Path) -> dict[str, str]:
+    """A digest of each folder of the composition that is not a model's: a modality may read files there (the
+    text plugin's clip/, for the CLIP score). Its top-level files (the model card, SHA256SUMS) are not read by
+    the evaluation and are left out, as is a folder holding the run's own output."""
+    models = {(folder / rel).resolve() for rel in [config.prior, *(m.path for m in config.modalities.values()),
+                                                   *([config.vae] if config.vae else [])]}
+    out = out.resolve()
+    return {child.name: folder_digest(child) for child in sorted(folder.iterdir())
+            if child.is_dir() and child.resolve() not in models and not out.is_relative_to(child.resolve())}
 
 
 def _caption_scorer(composition: Path, composer):

@@ -299,5 +299,4 @@ def test_a_latent_composition_is_scored_at_its_image_size_by_judges_of_half_that
     results = evaluate(composer, judges, [Row("sketch", ("sketch",))], n=2, reference=2, diversity_faces=0,
                        progress=False)
     assert results["samples"]["sketch"].shape == (2, 32, 32, 3)
-    assert results["ceiling"]["edge_f1"] == 1.0  # the real faces against their own sketches, at 32x32
     assert all(np.isfinite(results["rows"][0]["figures"][name]) for name in FIGURES)
