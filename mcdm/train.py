@@ -128,13 +128,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
             remove_orphans(parent)
     plugins = make_plugin_manager()
     modality = plugins.modality(config.modality) if config.modality else None
-    try:
-        with accelerator.local_main_process_first():  # one process a machine renders a missing cache, the rest map it
-            data = open_training_data(config.data)
-    except MCDMError:
-        raise
-    except ValueError as exc:  # the dataset's own check of size, variant, ...
-        raise ConfigError(f"data: {exc}") from exc
+    data = open_run_data(config.data, accelerator)
     if modality is not None:
         check_trainable(modality, data, config.data)
     noise_schedule = DDPMScheduler.from_config(config.schedule)
@@ -320,6 +314,18 @@ def condition_size(denoiser, image_size: int) -> int:
     """The resolution ``denoiser`` reads conditions at: its own sample size, or the image's (as the Composer gives
     them: a latent model's denoiser type may read full-size conditions)."""
     return image_size if denoiser.condition_size == "image" else denoiser.sample_size
+
+
+def open_run_data(config: DataConfig, accelerator):
+    """``open_training_data`` for a run: one process a machine renders a missing cache while the others wait and
+    then map it; the dataset's own refusal of its arguments (size, variant, ...) is a ConfigError."""
+    try:
+        with accelerator.local_main_process_first():
+            return open_training_data(config)
+    except MCDMError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(f"data: {exc}") from exc
 
 
 def open_training_data(config: DataConfig):

@@ -33,10 +33,10 @@ from tqdm.auto import tqdm
 
 from mcdm.atomic import atomic_folder, remove_orphans, write_text_atomic
 from mcdm.config_reference import key
-from mcdm.errors import ConfigError, MCDMError
+from mcdm.errors import ConfigError
 from mcdm.pixels import to_model_range
 from mcdm.seeds import check_seed
-from mcdm.train import DataConfig, make_batch, open_training_data
+from mcdm.train import DataConfig, make_batch, open_run_data
 from mcdm.training.checkpoints import (
     CHECKPOINTS,
     Checkpoint,
@@ -142,13 +142,7 @@ def train_vae(config: VaeTrainConfig, *, resume: bool = False, progress: bool = 
     if accelerator.is_main_process:  # what writers killed mid-write left behind (torn checkpoints, models)
         for parent in (out, out / CHECKPOINTS):
             remove_orphans(parent)
-    try:
-        with accelerator.local_main_process_first():  # one process a machine renders a missing cache, the rest map it
-            data = open_training_data(config.data)
-    except MCDMError:
-        raise
-    except ValueError as exc:  # the dataset's own check of size, variant, ...
-        raise ConfigError(f"data: {exc}") from exc
+    data = open_run_data(config.data, accelerator)
     torch.manual_seed(config.seed)  # identical initial weights on every rank
     vae = _build_checked(config, data)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.lr, weight_decay=config.weight_decay)
