@@ -115,11 +115,16 @@ def _mapping(value: Any, what: str) -> dict:
     return value
 
 
-def model_checksums(folder: Path, config) -> dict[str, str]:
-    """SHA-256 of each model folder of the composition (over its files' paths and contents), by role."""
+def model_folders(folder: Path, config) -> dict[str, Path]:
+    """The composition's model folders by role: the prior, each modality's, and its VAE's where it names one."""
     roles = {"prior": config.prior, **{name: m.path for name, m in config.modalities.items()},
              **({"vae": config.vae} if config.vae else {})}
-    return {role: folder_digest(Path(folder) / rel) for role, rel in roles.items()}
+    return {role: Path(folder) / rel for role, rel in roles.items()}
+
+
+def model_checksums(folder: Path, config) -> dict[str, str]:
+    """SHA-256 of each model folder of the composition (over its files' paths and contents), by role."""
+    return {role: folder_digest(path) for role, path in model_folders(folder, config).items()}
 
 
 def run_requests(requests: list[Request], out_dir: Path, make_composer, *, checksums: dict[str, str],

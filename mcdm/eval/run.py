@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mcdm.batch import model_checksums
+from mcdm.batch import model_checksums, model_folders
 from mcdm.checkpoint import folder_digest, load_model
 from mcdm.compose import Composer
 from mcdm.errors import ArgumentError
@@ -143,8 +143,7 @@ def _folders_beside_models(folder: Path, config, out: Path) -> dict[str, str]:
     """A digest of each folder of the composition that is not a model's: a modality may read files there (the
     text plugin's clip/, for the CLIP score). Its top-level files (the model card, SHA256SUMS) are not read by
     the evaluation and are left out, as is a folder holding the run's own output."""
-    models = {(folder / rel).resolve() for rel in [config.prior, *(m.path for m in config.modalities.values()),
-                                                   *([config.vae] if config.vae else [])]}
+    models = {path.resolve() for path in model_folders(folder, config).values()}
     out = out.resolve()
     return {child.name: folder_digest(child) for child in sorted(folder.iterdir())
             if child.is_dir() and child.resolve() not in models and not out.is_relative_to(child.resolve())}
