@@ -1,7 +1,7 @@
 """Latent space: the VAE (a diffusers ``AutoencoderKL`` folder) whose latents the sampler runs in.
 
 A latent model's ``mcdm.json`` says ``"space": "latent"`` and names its VAE folder (``"vae": "vae"``). Two models
-compose only in one space: pixel with pixel, or latents of the same VAE, the same weights and scaling factor
+compose only in one space: pixel with pixel, or latents of the same VAE, the same config and weights
 (:func:`vae_id`). Conditions are prepared at image resolution (the denoiser type says whether it reads them there
 or at latent size), per-pixel weights are area-pooled to the latent grid (:func:`pool_weights`), and the latents
 are decoded once, at the end (:meth:`LatentSpace.decode`). Training encodes the images (:meth:`LatentSpace.encode`,

@@ -7,7 +7,7 @@ lie in it, one folder per VAE identity (:func:`mcdm.latent.vae_id`), shared by e
     <dataset cache>/latents-<vae id>/latents.npy    N x C x S/scale x S/scale float32
 
 Each row is what :meth:`LatentSpace.encode` gives its image (the posterior mean, shifted and scaled), computed
-in batches of ``ENCODE_BATCH``; a VAE whose weights or scaling factor changed has another identity, so another
+in batches of ``ENCODE_BATCH``; a VAE whose weights or config changed has another identity, so another
 folder, and never reads these.
 """
 

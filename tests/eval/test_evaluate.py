@@ -279,12 +279,9 @@ def test_eval_resumes_the_rows_a_run_finished_and_runs_only_the_named_ones(compo
 def test_a_latent_composition_is_scored_at_its_image_size_by_judges_of_half_that_size(tmp_path):
     """Latents 16x16 decode to 32x32 faces: the held-out faces (inputs and targets) are drawn at 32x32, and
     judges trained at 16x16 read the samples and the real faces averaged down."""
-    from diffusers import AutoencoderKL
+    from test_train_latent import write_vae  # the tiny scale-2 VAE the latent training tests use
 
-    torch.manual_seed(0)
-    AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 2,
-                  up_block_types=("UpDecoderBlock2D",) * 2, block_out_channels=(8, 16), latent_channels=4,
-                  layers_per_block=1, norm_num_groups=4, sample_size=32).save_pretrained(tmp_path / "vae")
+    write_vae(tmp_path / "vae")
     unet = make_plugin_manager(strict=True).denoiser_class("unet")
     small = {"sample_size": 16, "image_channels": 4, "block_out_channels": (8, 16), "layers_per_block": 1,
              "attention": False}
