@@ -3,12 +3,14 @@
     python scripts/package_pretrained.py --runs ~/runs --clip ~/runs/clip-final --out pretrained/synthfaces-32
 
 Reads ``<runs>/<model>/model`` (the EMA weights each run saved at its end) for the prior and every modality
-run found, copies them with the run's config and summary, copies the small CLIP the text model's frozen
-text tower came from (``clip/``, for CLIP scores), writes ``composition.yaml`` and ``SHA256SUMS``.
+run found, copies them with the run's config and summary (a latent model's folder holds its VAE), copies the
+small CLIP the text model's frozen text tower came from (``clip/``, for CLIP scores), writes ``composition.yaml``
+and ``SHA256SUMS``.
 
 The text tower (mostly its 49,408-token embedding) is stored twice, in the text model and in the CLIP;
-both copies are written in float16 to keep the folder near 55 MB. Loading casts them back to the
-modules' float32, so nothing else changes; ``--check-half`` reports how far the text model moves.
+both copies are written in float16 to keep the folder near 55 MB; ``--half-unets`` stores every UNet in float16
+too, for a folder that would pass about 60 MB. Loading casts them back to the modules' float32, so nothing else
+changes; ``--check-half`` measures how far each model's predictions move (``float16-check.json``).
 The model card (``MODEL_CARD.md``) is written separately, from the evaluation's figures.
 """
 
@@ -25,6 +27,7 @@ MODALITIES = ("sketch", "segmentation", "text")
 
 
 HALF_STORED = ("text/text_encoder/model.safetensors", "clip/model.safetensors")
+UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 
 
 def store_half(path: Path) -> None:
@@ -36,7 +39,7 @@ def store_half(path: Path) -> None:
     save_file(tensors, path)
 
 
-def package(runs: Path, out: Path, defaults: dict, clip: Path | None) -> None:
+def package(runs: Path, out: Path, defaults: dict, clip: Path | None, half_unets: bool = False) -> None:
     if not (runs / "prior" / "model").is_dir():
         raise SystemExit(f"{runs / 'prior' / 'model'} is missing: the prior run has not finished")
     out.mkdir(parents=True, exist_ok=True)
@@ -63,28 +66,44 @@ def package(runs: Path, out: Path, defaults: dict, clip: Path | None) -> None:
         "modalities": {m: {"path": m, **defaults.get("modalities", {}).get(m, {})} for m in MODALITIES if m in found},
     }
     (out / "composition.yaml").write_text(yaml.safe_dump(composition, sort_keys=False))
-    for relative in HALF_STORED:
+    half = [*HALF_STORED, *(f"{name}/{UNET_WEIGHTS}" for name in found if half_unets)]
+    for relative in half:
         if (out / relative).is_file():
             store_half(out / relative)
     write_checksums(out)
     print(f"wrote {out}: {', '.join(found)}")
 
 
-def half_storage_error(full: Path, half: Path, captions: int = 8) -> float:
-    """Largest |eps| difference between the text model as trained and as stored in float16, over noisy inputs."""
+def half_storage_error(full: Path, half: Path, faces: int = 8) -> float:
+    """Largest |eps| difference between a model as trained and as stored, over noisy inputs of its own shape
+    (pixels or latents) at t=500, conditioned on held-out faces' inputs (none for the prior)."""
     import torch
 
     from mcdm.checkpoint import load_model
+    from mcdm.compose import prepare_condition
     from mcdm.data.synthfaces import SynthFaces
+    from mcdm.eval.inputs import full_inputs
+    from mcdm.latent import load_vae
     from mcdm.plugins import make_plugin_manager
 
     plugins = make_plugin_manager()
-    text = plugins.modality("text")
-    tokens = torch.stack([text.prepare(face.captions[0], size=32) for face in SynthFaces(32, split="test", length=captions)])
-    x_t = torch.randn(captions, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    t = torch.full((captions,), 500)
+    trained, stored = (load_model(folder, plugins) for folder in (full, half))
+    denoiser = trained.denoiser
+    scale = 1 if trained.vae_folder is None else load_vae(trained.vae_folder).scale
+    shape = (faces, denoiser.image_channels, denoiser.sample_size, denoiser.sample_size)
+    x_t = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+    t = torch.full((faces,), 500)
+    cond = None
+    if trained.modality is not None:
+        modality = plugins.modality(trained.modality)
+        image_size = denoiser.sample_size * scale
+        size = image_size if denoiser.condition_size == "image" else denoiser.sample_size
+        held_out = SynthFaces(image_size, split="test", length=faces)
+        cond = torch.stack([prepare_condition(modality, trained.modality,
+                                              full_inputs(held_out[i], None).part(modality.face_part), size)
+                            for i in range(faces)])
     with torch.no_grad():
-        a, b = (load_model(folder, plugins).denoiser.eval()(x_t, t, tokens) for folder in (full, half))
+        a, b = (model.denoiser(x_t, t, cond) for model in (trained, stored))
     return float((a - b).abs().max())
 
 
@@ -94,18 +113,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--clip", type=Path, help="the small CLIP folder (clip_config.json + model.safetensors)")
     parser.add_argument("--defaults", type=Path, help="JSON with composition defaults (scheduler, steps, weights)")
+    parser.add_argument("--half-unets", action="store_true", help="store every UNet in float16 (a folder over ~60 MB)")
     parser.add_argument("--check-half", action="store_true", help="measure what float16 storage changes")
     args = parser.parse_args()
     defaults = json.loads(args.defaults.read_text()) if args.defaults else {}
-    package(args.runs.expanduser(), args.out, defaults, args.clip.expanduser() if args.clip else None)
-    if args.check_half and (args.out / "text").is_dir():
-        error = half_storage_error(args.runs.expanduser() / "text" / "model", args.out / "text")
+    runs = args.runs.expanduser()
+    package(runs, args.out, defaults, args.clip.expanduser() if args.clip else None, args.half_unets)
+    checked = [name for name in ("prior", *MODALITIES) if args.half_unets or name == "text"]
+    checked = [name for name in checked if (args.out / name).is_dir()]
+    if args.check_half and checked:
+        errors = {name: half_storage_error(runs / name / "model", args.out / name) for name in checked}
+        stored = "every UNet and the text tower" if args.half_unets else "the text tower"
         (args.out / "float16-check.json").write_text(json.dumps({
-            "max_abs_eps_difference": error,
-            "what": "text model as trained vs with its text tower stored in float16; 8 held-out captions, t=500",
+            "max_abs_eps_difference": max(errors.values()),
+            "models": errors,
+            "what": f"each model as trained vs with {stored} stored in float16; 8 held-out faces' inputs, t=500",
         }, indent=2) + "\n")
         write_checksums(args.out)
-        print(f"text model, float16-stored text tower vs as trained: max |eps difference| = {error:.2e}")
+        for name, error in errors.items():
+            print(f"{name}: float16-stored vs as trained, max |eps difference| = {error:.2e}")
 
 
 if __name__ == "__main__":

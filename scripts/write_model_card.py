@@ -117,9 +117,10 @@ def half_storage_note(composition: Path) -> str:
     path = composition / HALF_CHECK
     if not path.is_file():
         return ""
-    error = json.loads(path.read_text())["max_abs_eps_difference"]
-    return (f": the text model's predictions move by at most {error:.1e} (`{HALF_CHECK}`, written by "
-            "`scripts/package_pretrained.py --check-half`)")
+    check = json.loads(path.read_text())
+    which = ", ".join(check.get("models", ["text"]))  # a check of the text model alone names none
+    return (f": the predictions of the {which} model(s) move by at most {check['max_abs_eps_difference']:.1e} "
+            f"(`{HALF_CHECK}`, written by `scripts/package_pretrained.py --check-half`)")
 
 
 def modality_parts(results: dict) -> dict[str, tuple[str, ...]]:
