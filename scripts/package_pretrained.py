@@ -3,7 +3,8 @@
     python scripts/package_pretrained.py --runs ~/runs --clip ~/runs/clip-final --out pretrained/synthfaces-32
 
 Reads ``<runs>/<model>/model`` (the EMA weights each run saved at its end) for the prior and every modality
-run found, copies them with the run's config and summary (a latent model's folder holds its VAE), copies the
+run found, copies them with the run's config and summary (a latent model's folder holds its VAE; ``--vae-run``
+copies that VAE run's config, summary and log into ``vae-training/`` for the model card), copies the
 small CLIP the text model's frozen text tower came from (``clip/``, for CLIP scores), writes ``composition.yaml``
 and ``SHA256SUMS``.
 
@@ -39,7 +40,11 @@ def store_half(path: Path) -> None:
     save_file(tensors, path)
 
 
-def package(runs: Path, out: Path, defaults: dict, clip: Path | None, half_unets: bool = False) -> None:
+VAE_RECORDS = "vae-training"  # the VAE run's records, for the model card (its weights are in every model folder)
+
+
+def package(runs: Path, out: Path, defaults: dict, clip: Path | None, half_unets: bool = False,
+            vae_run: Path | None = None) -> None:
     if not (runs / "prior" / "model").is_dir():
         raise SystemExit(f"{runs / 'prior' / 'model'} is missing: the prior run has not finished")
     out.mkdir(parents=True, exist_ok=True)
@@ -58,6 +63,11 @@ def package(runs: Path, out: Path, defaults: dict, clip: Path | None, half_unets
     if clip is not None:
         shutil.rmtree(out / "clip", ignore_errors=True)
         shutil.copytree(clip, out / "clip")
+    if vae_run is not None:
+        shutil.rmtree(out / VAE_RECORDS, ignore_errors=True)
+        (out / VAE_RECORDS).mkdir()
+        for record in ("config.json", "summary.json", "log.csv"):
+            shutil.copy(vae_run / record, out / VAE_RECORDS / record)
     composition = {
         "name": out.name,
         "prior": "prior",
@@ -113,12 +123,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--clip", type=Path, help="the small CLIP folder (clip_config.json + model.safetensors)")
     parser.add_argument("--defaults", type=Path, help="JSON with composition defaults (scheduler, steps, weights)")
+    parser.add_argument("--vae-run", type=Path, help="a latent set's VAE run folder: its records go to vae-training/")
     parser.add_argument("--half-unets", action="store_true", help="store every UNet in float16 (a folder over ~60 MB)")
     parser.add_argument("--check-half", action="store_true", help="measure what float16 storage changes")
     args = parser.parse_args()
     defaults = json.loads(args.defaults.read_text()) if args.defaults else {}
     runs = args.runs.expanduser()
-    package(runs, args.out, defaults, args.clip.expanduser() if args.clip else None, args.half_unets)
+    package(runs, args.out, defaults, args.clip.expanduser() if args.clip else None, args.half_unets,
+            args.vae_run.expanduser() if args.vae_run else None)
     checked = [name for name in ("prior", *MODALITIES) if args.half_unets or name == "text"]
     checked = [name for name in checked if (args.out / name).is_dir()]
     if args.check_half and checked:
