@@ -88,8 +88,8 @@ class VaeTrainConfig:
     lr_schedule: Literal["constant", "cosine"] = key("cosine", "after warm-up: constant, or cosine decay to 0")
     warmup_steps: int = key(100, "linear learning-rate warm-up steps")
     weight_decay: float = key(0.0, "AdamW weight decay")
-    mixed_precision: Literal["fp32", "bf16"] = key("fp32", "autocast precision; bf16 pays off on a GPU, fp32 is "
-                                                           "usually faster on a CPU")
+    mixed_precision: Literal["fp32", "bf16"] = key("fp32", "autocast precision; bf16 also pays off on a CPU "
+                                                            "(scripts/vae_step_time.py measures both)")
     checkpoint_every: int = key(500, "steps between resumable checkpoints (and at the last step)")
     keep_checkpoints: int = key(3, "checkpoints kept; older ones are removed")
     log_every: int = key(25, "steps between rows of log.csv (step, loss, lr, seconds)")
