@@ -123,14 +123,18 @@ def hard_negatives(settings: dict) -> str:
             f"{flipped})")
 
 
-def half_storage_note(composition: Path) -> str:
+def half_storage_sentence(composition: Path) -> str:
+    """What the folder keeps in float16 and, when measured (``float16-check.json``), how far that moves predictions."""
     path = composition / HALF_CHECK
-    if not path.is_file():
-        return ""
-    check = json.loads(path.read_text())
-    which = f"the {', '.join(check['models'])} models'" if "models" in check else "the text model's"
-    return (f": {which} predictions move by at most {check['max_abs_eps_difference']:.1e} "
-            f"(`{HALF_CHECK}`, written by `scripts/package_pretrained.py --check-half`)")
+    check = json.loads(path.read_text()) if path.is_file() else {}
+    stored = ("The UNets and the text tower (stored in the text model and in the CLIP) are kept"
+              if "prior" in check.get("models", {}) else "The text tower, stored in the text model and in the CLIP, is kept")
+    sentence = f"{stored} in float16 on disk and loaded as float32"
+    if check:
+        which = f"the {', '.join(check['models'])} models'" if "models" in check else "the text model's"
+        sentence += (f": {which} predictions move by at most {check['max_abs_eps_difference']:.1e} "
+                     f"(`{HALF_CHECK}`, written by `scripts/package_pretrained.py --check-half`)")
+    return sentence + "."
 
 
 def modality_parts(results: dict) -> dict[str, tuple[str, ...]]:
@@ -142,9 +146,7 @@ def checks(results: dict) -> list[str]:
     """The targets, each with its measured figure and whether it holds."""
     rows = {row["name"]: row for row in results["rows"]}
     ceiling = results["ceiling"]
-    parts = modality_parts(results)
-    # the modalities of one face part each, in PART_FIGURE's order: mask, sketch, caption
-    figure_of = {m: figure for part, figure in PART_FIGURE.items() for m, given in parts.items() if given == (part,)}
+    figure_of = _single_figures(results)
     single = {m: rows[m]["figures"][f] for m, f in figure_of.items() if m in rows}
     lines = []
     for modality, figure in figure_of.items():
@@ -166,6 +168,7 @@ def checks(results: dict) -> list[str]:
                      f"(target at least {1 - WITHIN:.0%}): {'holds' if ratio >= 1 - WITHIN else 'NOT MET'}.")
     return lines
 
+
 def checks_64(results: dict, compare: dict | None, composed_row: str | None = None) -> list[str]:
     """synthfaces-64's targets, each with its measured figure and whether it holds; the composition's are read
     from ``composed_row`` (default: the first row of every modality)."""
@@ -176,14 +179,14 @@ def checks_64(results: dict, compare: dict | None, composed_row: str | None = No
     def check(what: str, value: float, target: float, holds: bool) -> None:
         lines.append(f"- {what}: {value:.3f} (target {target:.3f}): {'holds' if holds else 'NOT MET'}.")
 
+    theirs = {} if compare is None else {row["name"]: row["figures"] for row in compare["rows"]}
     for modality, figure in figure_of.items():
         if modality not in rows:
             continue
         if figure == "edge_f1":
-            if compare is not None and modality in {r["name"] for r in compare["rows"]}:
-                theirs = next(r for r in compare["rows"] if r["name"] == modality)["figures"][figure]
-                check(f"{modality} alone: {figure} (target: synthfaces-32's)", rows[modality][figure], theirs,
-                      rows[modality][figure] >= theirs)
+            if modality in theirs:
+                check(f"{modality} alone: {figure} (target: synthfaces-32's)", rows[modality][figure],
+                      theirs[modality][figure], rows[modality][figure] >= theirs[modality][figure])
             continue
         for name, target in TARGETS_64.items():
             if name.split(".")[0] == figure and name in rows[modality]:
@@ -272,9 +275,6 @@ def write_card(composition: Path, results: dict, command: str, hardware: str, no
     models = [name for name in ("prior", "sketch", "segmentation", "text") if (composition / name).is_dir()]
     size = json.loads((composition / "prior" / "training-config.json").read_text())["data"]["size"]
     latent = (composition / "prior" / "vae").is_dir()
-    half = json.loads((composition / HALF_CHECK).read_text()) if (composition / HALF_CHECK).is_file() else {}
-    stored = ("The UNets and the text tower (stored in the text model and in the CLIP) are kept"
-              if "prior" in half.get("models", {}) else "The text tower, stored in the text model and in the CLIP, is kept")
     where = (f"{size}x{size} synthetic faces, in a small VAE's latent space," if latent
              else f"{size}x{size} synthetic faces,")
     if compare is not None:
@@ -289,8 +289,7 @@ def write_card(composition: Path, results: dict, command: str, hardware: str, no
         + (", all on one VAE's latents" if latent else "") + ". "
         "`composition.yaml` composes them; `Composer.from_pretrained(\"" + composition.name + "\")` or "
         f"`mcdm generate --model {composition.name}` load the folder, checking `SHA256SUMS` first. "
-        f"{size_bytes / 1e6:.1f} MB in all: safetensors and JSON only. {stored} in float16 on disk and loaded as "
-        "float32" + half_storage_note(composition) + ".",
+        f"{size_bytes / 1e6:.1f} MB in all: safetensors and JSON only. " + half_storage_sentence(composition),
         "## Models",
         *([note] if note else []),
         *([vae_section(composition, hardware)] if latent else []),
